@@ -1,0 +1,55 @@
+// BatchBucketize (spec 2.8): out[i, j] = first k with x[i, indices[j]] <= b_j[k], else
+// lengths[j]. A linear first-match scan, as in Caffe2, so unsorted borders keep its answer.
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include "batch/batch_shapes.h"
+#include "common/checks.h"
+#include "common/parallel.h"
+
+namespace caffe2ops {
+namespace {
+
+at::Tensor batch_bucketize_cpu(const at::Tensor& float_features, const at::Tensor& indices,
+                               const at::Tensor& boundaries, const at::Tensor& lengths) {
+  constexpr const char* op = "batch_bucketize";
+  batch_bucketize_shape(float_features, indices, boundaries, lengths);
+  const int64_t N = float_features.size(0), D = float_features.size(1), K = indices.numel();
+  auto offsets = lengths_to_offsets(op, "lengths", lengths);
+  C2_CHECK(offsets.back() == boundaries.numel(), op, "sum of lengths (", offsets.back(),
+           ") must equal the number of boundaries (", boundaries.numel(), ")");
+  check_indices_in_range(op, "indices", indices, D);
+  auto x = float_features.contiguous();
+  auto b = boundaries.contiguous();
+  auto cols = indices.to(at::kLong).contiguous();
+  auto out = at::empty({N, K}, x.options().dtype(at::kInt));
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), op, [&] {
+    const scalar_t* xp = x.const_data_ptr<scalar_t>();
+    const scalar_t* bp = b.const_data_ptr<scalar_t>();
+    const int64_t* cp = cols.const_data_ptr<int64_t>();
+    int32_t* op_ = out.data_ptr<int32_t>();
+    at::parallel_for(0, N, grain_for(K * 16), [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        for (int64_t j = 0; j < K; ++j) {
+          const scalar_t v = xp[i * D + cp[j]];
+          const scalar_t* borders = bp + offsets[j];
+          const int64_t len = offsets[j + 1] - offsets[j];
+          int64_t k = 0;
+          while (k < len && !(v <= borders[k])) ++k;  // NaN never matches: top bucket
+          op_[i * K + j] = static_cast<int32_t>(k);
+        }
+      }
+    });
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(caffe2ops, CPU, m) {
+  m.impl("batch_bucketize", &batch_bucketize_cpu);
+}
+
+}  // namespace caffe2ops

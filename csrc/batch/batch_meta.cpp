@@ -1,0 +1,92 @@
+// Meta kernels of the batch family: the shared shape rules on symbolic sizes, no data.
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include "batch/batch_shapes.h"
+
+namespace caffe2ops {
+namespace {
+
+using T = at::Tensor;
+
+T batch_permutation_meta(const T& X, const T& indices) {
+  return at::empty_symint(batch_permutation_shape(X, indices), X.options());
+}
+
+T batch_permutation_gradient_meta(const T& indices, const T& dY) {
+  batch_permutation_gradient_check(indices, dY);
+  return at::empty_symint(dY.sym_sizes(), dY.options());
+}
+
+T batch_gather_meta(const T& data, const T& indices, bool match_outer) {
+  return at::empty_symint(batch_gather_shape(data, indices, match_outer), data.options());
+}
+
+T batch_gather_gradient_meta(const T& data, const T& indices, const T& grad, int64_t axis,
+                             bool match_outer) {
+  batch_gather_gradient_check(data, indices, grad, axis, match_outer);
+  return at::empty_symint(data.sym_sizes(), data.options());
+}
+
+T batch_sparse_to_dense_meta(const T& lengths, const T& indices, const T& values,
+                             const std::optional<T>& output_shape_inference,
+                             int64_t dense_last_dim, double) {
+  return at::empty_symint(batch_sparse_to_dense_shape(lengths, indices, values,
+                                                      output_shape_inference, dense_last_dim),
+                          values.options());
+}
+
+T batch_dense_to_sparse_meta(const T& lengths, const T& indices, const T& dense) {
+  batch_dense_to_sparse_check(lengths, indices, dense);
+  return at::empty_symint(indices.sym_sizes(), dense.options());
+}
+
+std::tuple<T, T> batch_moments_meta(const T& X, c10::string_view order) {
+  auto v = batch_moments_view("batch_moments", X, std::string(order));
+  return {at::empty_symint({v.channels}, X.options()), at::empty_symint({v.channels}, X.options())};
+}
+
+T batch_moments_gradient_meta(const T& dmu, const T& dvar, const T& X, c10::string_view order) {
+  auto v = batch_moments_view("batch_moments_gradient", X, std::string(order));
+  batch_moments_gradient_check(dmu, dvar, X, v);
+  return at::empty_symint(X.sym_sizes(), X.options());
+}
+
+T batch_box_cox_meta(const T& data, const T& lambda1, const T& lambda2, int64_t) {
+  batch_box_cox_check(data, lambda1, lambda2);
+  return at::empty_symint(data.sym_sizes(), data.options());
+}
+
+T batch_bucketize_meta(const T& float_features, const T& indices, const T& boundaries,
+                       const T& lengths) {
+  return at::empty_symint(batch_bucketize_shape(float_features, indices, boundaries, lengths),
+                          float_features.options().dtype(at::kInt));
+}
+
+T concat_batch_mat_mul_batch_gather_meta(const T& indices, at::TensorList inputs) {
+  auto shape = concat_batch_mat_mul_batch_gather_shape(indices, inputs);
+  return at::empty_symint(shape, inputs[0].options());
+}
+
+T batch_bucket_one_hot_meta(const T& data, const T& lengths, const T& boundaries) {
+  return at::empty_symint(batch_bucket_one_hot_shape(data, lengths, boundaries), data.options());
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(caffe2ops, Meta, m) {
+  m.impl("batch_permutation", &batch_permutation_meta);
+  m.impl("batch_permutation_gradient", &batch_permutation_gradient_meta);
+  m.impl("batch_gather", &batch_gather_meta);
+  m.impl("batch_gather_gradient", &batch_gather_gradient_meta);
+  m.impl("batch_sparse_to_dense", &batch_sparse_to_dense_meta);
+  m.impl("batch_dense_to_sparse", &batch_dense_to_sparse_meta);
+  m.impl("batch_moments", &batch_moments_meta);
+  m.impl("batch_moments_gradient", &batch_moments_gradient_meta);
+  m.impl("batch_box_cox", &batch_box_cox_meta);
+  m.impl("batch_bucketize", &batch_bucketize_meta);
+  m.impl("concat_batch_mat_mul_batch_gather", &concat_batch_mat_mul_batch_gather_meta);
+  m.impl("batch_bucket_one_hot", &batch_bucket_one_hot_meta);
+}
+
+}  // namespace caffe2ops

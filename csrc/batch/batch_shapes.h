@@ -1,0 +1,49 @@
+#pragma once
+// Shape and dtype rules of the batch family, written once on symbolic sizes. The CPU (and
+// CUDA) kernels call them before touching data; the Meta kernels call them alone, so
+// torch.compile(dynamic=True) and torch.export see the same checks and output shapes.
+// Checks that need tensor values (index ranges, length sums) live in the device kernels.
+#include <ATen/core/Tensor.h>
+#include <c10/core/SymInt.h>
+#include <c10/util/DimVector.h>
+
+#include <optional>
+#include <string>
+
+namespace caffe2ops {
+
+using SymShape = c10::SymDimVector;
+
+SymShape batch_permutation_shape(const at::Tensor& X, const at::Tensor& indices);
+void batch_permutation_gradient_check(const at::Tensor& indices, const at::Tensor& dY);
+
+SymShape batch_gather_shape(const at::Tensor& data, const at::Tensor& indices, bool match_outer);
+// Returns the canonical axis.
+int64_t batch_gather_gradient_check(const at::Tensor& data, const at::Tensor& indices,
+                                    const at::Tensor& grad, int64_t axis, bool match_outer);
+
+SymShape batch_sparse_to_dense_shape(const at::Tensor& lengths, const at::Tensor& indices,
+                                     const at::Tensor& values,
+                                     const std::optional<at::Tensor>& output_shape_inference,
+                                     int64_t dense_last_dim);
+void batch_dense_to_sparse_check(const at::Tensor& lengths, const at::Tensor& indices,
+                                 const at::Tensor& dense);
+
+// [outer, C, inner] view of X for batch_moments: NCHW -> [N, C, HxW], NHWC -> [N*HxW, C, 1].
+struct MomentsView {
+  c10::SymInt outer, channels, inner;
+};
+MomentsView batch_moments_view(const char* op, const at::Tensor& X, const std::string& order);
+void batch_moments_gradient_check(const at::Tensor& dmu, const at::Tensor& dvar,
+                                  const at::Tensor& X, const MomentsView& v);
+
+void batch_box_cox_check(const at::Tensor& data, const at::Tensor& lambda1,
+                         const at::Tensor& lambda2);
+SymShape batch_bucketize_shape(const at::Tensor& float_features, const at::Tensor& indices,
+                               const at::Tensor& boundaries, const at::Tensor& lengths);
+SymShape concat_batch_mat_mul_batch_gather_shape(const at::Tensor& indices,
+                                                 at::TensorList inputs);
+SymShape batch_bucket_one_hot_shape(const at::Tensor& data, const at::Tensor& lengths,
+                                    const at::Tensor& boundaries);
+
+}  // namespace caffe2ops

@@ -1,0 +1,125 @@
+#include "common/checks.h"
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <atomic>
+
+namespace caffe2ops {
+
+void check_dim(const char* op, const char* arg, const at::Tensor& t, int64_t dim) {
+  C2_CHECK(t.dim() == dim, op, arg, " must be ", dim, "-D, got shape ", t.sizes());
+}
+
+void check_min_dim(const char* op, const char* arg, const at::Tensor& t, int64_t min_dim) {
+  C2_CHECK(t.dim() >= min_dim, op, arg, " must have rank >= ", min_dim, ", got shape ", t.sizes());
+}
+
+void check_index_dtype(const char* op, const char* arg, const at::Tensor& t) {
+  auto st = t.scalar_type();
+  C2_CHECK(st == at::kInt || st == at::kLong, op, arg, " must be int32 or int64, got ", st);
+}
+
+void check_floating(const char* op, const char* arg, const at::Tensor& t, bool allow_half) {
+  auto st = t.scalar_type();
+  bool ok = st == at::kFloat || st == at::kDouble ||
+            (allow_half && (st == at::kHalf || st == at::kBFloat16));
+  C2_CHECK(ok, op, arg, " must be ", allow_half ? "float16, bfloat16, " : "",
+           "float32 or float64, got ", st);
+}
+
+void check_same_dtype(const char* op, const char* arg_a, const at::Tensor& a, const char* arg_b,
+                      const at::Tensor& b) {
+  C2_CHECK(a.scalar_type() == b.scalar_type(), op, arg_b, " must have the dtype of ", arg_a, " (",
+           a.scalar_type(), "), got ", b.scalar_type());
+}
+
+void check_same_device(const char* op, const char* arg_a, const at::Tensor& a, const char* arg_b,
+                       const at::Tensor& b) {
+  C2_CHECK(a.device() == b.device(), op, arg_b, " must be on the device of ", arg_a, " (",
+           a.device(), "), got ", b.device());
+}
+
+void check_cpu(const char* op, const char* arg, const at::Tensor& t) {
+  C2_CHECK(t.device().is_cpu(), op, arg, " must be a CPU tensor here, got ", t.device());
+}
+
+namespace {
+
+// Smallest position whose value is outside [0, bound), or -1. Chunks run in parallel; the
+// atomic minimum keeps the reported position independent of the thread count.
+template <typename index_t>
+int64_t first_out_of_range(const index_t* idx, int64_t n, int64_t bound) {
+  std::atomic<int64_t> first{n};
+  at::parallel_for(0, n, 1 << 16, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end && i < first.load(std::memory_order_relaxed); ++i) {
+      int64_t v = static_cast<int64_t>(idx[i]);
+      if (v < 0 || v >= bound) {
+        int64_t cur = first.load();
+        while (i < cur && !first.compare_exchange_weak(cur, i)) {
+        }
+        break;
+      }
+    }
+  });
+  int64_t f = first.load();
+  return f == n ? -1 : f;
+}
+
+}  // namespace
+
+void check_indices_in_range(const char* op, const char* arg, const at::Tensor& indices,
+                            int64_t bound, const IndexErrorText& text) {
+  check_index_dtype(op, arg, indices);
+  check_cpu(op, arg, indices);
+  auto idx = indices.contiguous();
+  AT_DISPATCH_INDEX_TYPES(idx.scalar_type(), "check_indices_in_range", [&] {
+    const index_t* p = idx.const_data_ptr<index_t>();
+    int64_t pos = first_out_of_range(p, idx.numel(), bound);
+    if (pos >= 0) {
+      int64_t v = static_cast<int64_t>(p[pos]);
+      TORCH_CHECK(false, "caffe2ops::", op, ": ", text ? text(pos, v) + "; " : std::string(),
+                  arg, " value ", v, " out of range [0, ", bound, ") at position ", pos);
+    }
+  });
+}
+
+std::vector<int64_t> lengths_to_offsets(const char* op, const char* arg, const at::Tensor& lengths) {
+  check_index_dtype(op, arg, lengths);
+  check_dim(op, arg, lengths, 1);
+  check_cpu(op, arg, lengths);
+  auto len = lengths.contiguous();
+  std::vector<int64_t> offsets(len.numel() + 1, 0);
+  AT_DISPATCH_INDEX_TYPES(len.scalar_type(), "lengths_to_offsets", [&] {
+    const index_t* p = len.const_data_ptr<index_t>();
+    for (int64_t i = 0; i < len.numel(); ++i) {
+      C2_CHECK(p[i] >= 0, op, arg, "[", i, "] = ", static_cast<int64_t>(p[i]), " is negative");
+      offsets[i + 1] = offsets[i] + static_cast<int64_t>(p[i]);
+    }
+  });
+  return offsets;
+}
+
+int64_t canonical_axis(const char* op, int64_t axis, int64_t ndim) {
+  C2_CHECK(axis >= -ndim && axis < ndim, op, "Axis not in input ndim range: axis ", axis,
+           " for rank ", ndim);
+  return axis < 0 ? axis + ndim : axis;
+}
+
+bool order_is_nhwc(const char* op, const std::string& order) {
+  if (order == "NCHW" || order == "nchw") return false;
+  if (order == "NHWC" || order == "nhwc") return true;
+  TORCH_CHECK(false, "caffe2ops::", op, ": Unsupported storage order: ", order);
+}
+
+int64_t order_to_axis(const char* op, const std::string& order) {
+  return order_is_nhwc(op, order) ? 3 : 1;
+}
+
+c10::SymInt sym_prod(c10::SymIntArrayRef sizes, int64_t begin, int64_t end) {
+  c10::SymInt p = 1;
+  for (int64_t i = begin; i < end; ++i) p = p * sizes[i];
+  return p;
+}
+
+}  // namespace caffe2ops

@@ -1,0 +1,51 @@
+#pragma once
+// Argument checks shared by every op. Each message starts with "caffe2ops::<op>: " and names
+// the argument and the offending value, so a failure inside a large ported net points at the
+// call that caused it.
+#include <ATen/core/Tensor.h>
+#include <c10/core/SymInt.h>
+#include <c10/util/Exception.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#define C2_CHECK(cond, op, ...) TORCH_CHECK((cond), "caffe2ops::", op, ": ", __VA_ARGS__)
+
+namespace caffe2ops {
+
+void check_dim(const char* op, const char* arg, const at::Tensor& t, int64_t dim);
+void check_min_dim(const char* op, const char* arg, const at::Tensor& t, int64_t min_dim);
+// int32 or int64 (the spec's rule for every index and length input).
+void check_index_dtype(const char* op, const char* arg, const at::Tensor& t);
+// float32 or float64, plus float16/bfloat16 when allow_half.
+void check_floating(const char* op, const char* arg, const at::Tensor& t, bool allow_half = true);
+void check_same_dtype(const char* op, const char* arg_a, const at::Tensor& a, const char* arg_b,
+                      const at::Tensor& b);
+// All tensors on `like`'s device; the kernels index raw pointers of one device.
+void check_same_device(const char* op, const char* arg_a, const at::Tensor& a, const char* arg_b,
+                       const at::Tensor& b);
+void check_cpu(const char* op, const char* arg, const at::Tensor& t);
+
+// Describes an out-of-range index for ops whose Caffe2 message users may already grep for.
+using IndexErrorText = std::function<std::string(int64_t position, int64_t value)>;
+
+// Every element of `indices` (int32/int64, CPU) lies in [0, bound). On failure the error names
+// the first offending position and its value; negative values never wrap.
+void check_indices_in_range(const char* op, const char* arg, const at::Tensor& indices,
+                            int64_t bound, const IndexErrorText& text = nullptr);
+
+// lengths (int32/int64, 1-D, CPU) -> exclusive prefix sums of size B + 1. Rejects negative
+// lengths, which Caffe2 turned into out-of-bounds writes.
+std::vector<int64_t> lengths_to_offsets(const char* op, const char* arg, const at::Tensor& lengths);
+
+// -n <= axis < n, negative counts from the end (spec 0.7).
+int64_t canonical_axis(const char* op, int64_t axis, int64_t ndim);
+// "NCHW"/"nchw" -> 1, "NHWC"/"nhwc" -> 3 (spec 0.7).
+int64_t order_to_axis(const char* op, const std::string& order);
+// true for NHWC, false for NCHW; anything else raises like order_to_axis.
+bool order_is_nhwc(const char* op, const std::string& order);
+
+c10::SymInt sym_prod(c10::SymIntArrayRef sizes, int64_t begin, int64_t end);
+
+}  // namespace caffe2ops

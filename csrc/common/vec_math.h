@@ -1,0 +1,80 @@
+#pragma once
+// Branch-free float32 log and exp (Cephes-style range reduction and minimax polynomials,
+// about 1 ulp) written only with arithmetic, integer conversions and selects, so that a loop
+// calling them auto-vectorises at any ISA level. libm's logf/expf are function calls that stop
+// vectorisation, and ATen's Vectorized<float> falls back to scalar libm calls outside ATen's
+// own per-ISA builds.
+//
+// C2_SIMD_CLONES compiles a hot loop for AVX2 and for the baseline and picks one at load time.
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define C2_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define C2_SIMD_CLONES
+#endif
+
+namespace caffe2ops {
+
+inline float bits_to_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+inline uint32_t float_to_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+// Natural log for positive normal x; NaN in -> NaN out, +inf -> +inf.
+inline float fast_logf(float x) {
+  const uint32_t u = float_to_bits(x);
+  float e = static_cast<float>(static_cast<int32_t>((u >> 23) & 0xff) - 126);
+  float m = bits_to_float((u & 0x807fffffu) | 0x3f000000u);  // x = m * 2^e, m in [0.5, 1)
+  const bool small = m < 0.707106781186547524f;
+  e = small ? e - 1.f : e;
+  m = small ? m + m - 1.f : m - 1.f;
+  const float z = m * m;
+  float y = 7.0376836292e-2f;
+  y = y * m - 1.1514610310e-1f;
+  y = y * m + 1.1676998740e-1f;
+  y = y * m - 1.2420140846e-1f;
+  y = y * m + 1.4249322787e-1f;
+  y = y * m - 1.6668057665e-1f;
+  y = y * m + 2.0000714765e-1f;
+  y = y * m - 2.4999993993e-1f;
+  y = y * m + 3.3333331174e-1f;
+  y = y * m * z;
+  y += e * -2.12194440e-4f;
+  y += -0.5f * z;
+  float r = m + y + e * 0.693359375f;
+  r = x == std::numeric_limits<float>::infinity() ? x : r;
+  return x != x ? x : r;
+}
+
+// e^x; overflows to +inf, underflows to 0, NaN in -> NaN out.
+inline float fast_expf(float x) {
+  const float xc = x > 88.f ? 88.f : (x < -87.f ? -87.f : x);
+  const float t = xc * 1.44269504088896341f + 0.5f;
+  int32_t i = static_cast<int32_t>(t);
+  i = static_cast<float>(i) > t ? i - 1 : i;  // floor
+  const float fx = static_cast<float>(i);
+  float r = xc - fx * 0.693359375f - fx * -2.12194440e-4f;
+  const float z = r * r;
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * z + r + 1.f;
+  float out = y * bits_to_float(static_cast<uint32_t>(i + 127) << 23);
+  out = x > 88.7228f ? std::numeric_limits<float>::infinity() : out;
+  out = x < -87.3365f ? 0.f : out;
+  return x != x ? x : out;
+}
+
+}  // namespace caffe2ops

@@ -1,0 +1,1 @@
+"""Modules (filled in per family)."""
