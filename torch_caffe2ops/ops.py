@@ -1,1 +1,127 @@
-"""Typed wrappers."""
+"""Typed wrappers around ``torch.ops.caffe2ops.*``, one per op, in the spec's vocabulary.
+
+Every wrapper is TorchScript-compatible and simply forwards to the registered op, so it can
+be used from eager code, ``torch.jit.script``, ``torch.compile`` and ``torch.export`` alike.
+Section numbers refer to the operator specification (``spec/OPERATORS.md``).
+"""
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+# ---------------------------------------------------------------------------------------
+# batch family (spec section 2 and Appendix A)
+# ---------------------------------------------------------------------------------------
+
+
+def batch_permutation(X: Tensor, indices: Tensor) -> Tensor:
+    """Y[n] = X[indices[n]] (spec 2.1). indices: 1-D int32/int64 in [0, N); no wrapping."""
+    return torch.ops.caffe2ops.batch_permutation(X, indices)
+
+
+def batch_permutation_gradient(indices: Tensor, dY: Tensor) -> Tensor:
+    """dX = zeros; dX[indices[n]] += dY[n] (spec 2.1, the exact adjoint)."""
+    return torch.ops.caffe2ops.batch_permutation_gradient(indices, dY)
+
+
+def batch_gather(data: Tensor, indices: Tensor, match_outer: bool = False) -> Tensor:
+    """OUTPUT[b, i..., t...] = data[b, indices[i...], t...] (spec 2.2).
+
+    With ``match_outer`` each batch row uses its own index row: indices.shape[0] == B.
+    """
+    return torch.ops.caffe2ops.batch_gather(data, indices, match_outer)
+
+
+def batch_gather_gradient(
+    data: Tensor, indices: Tensor, grad: Tensor, axis: int = 1, match_outer: bool = False
+) -> Tensor:
+    """Scatter-add of ``grad`` into zeros shaped like ``data`` along ``axis`` (spec 2.2)."""
+    return torch.ops.caffe2ops.batch_gather_gradient(data, indices, grad, axis, match_outer)
+
+
+def batch_sparse_to_dense(
+    lengths: Tensor,
+    indices: Tensor,
+    values: Tensor,
+    output_shape_inference: Optional[Tensor] = None,
+    dense_last_dim: int = -1,
+    default_value: float = 0.0,
+) -> Tensor:
+    """dense[B, D] filled with default_value, dense[row(k), indices[k]] = values[k] (spec 2.3).
+
+    D comes from ``output_shape_inference.shape[1]`` or from ``dense_last_dim`` (required
+    without the shape input). A repeated (row, column) keeps the last value.
+    """
+    return torch.ops.caffe2ops.batch_sparse_to_dense(
+        lengths, indices, values, output_shape_inference, dense_last_dim, default_value
+    )
+
+
+def batch_sparse_to_dense_gradient(lengths: Tensor, indices: Tensor, grad_dense: Tensor) -> Tensor:
+    """dValues[k] = grad_dense[row(k), indices[k]] (spec 2.3)."""
+    return torch.ops.caffe2ops.batch_sparse_to_dense_gradient(lengths, indices, grad_dense)
+
+
+def batch_dense_to_sparse(lengths: Tensor, indices: Tensor, dense: Tensor) -> Tensor:
+    """values[k] = dense[row(k), indices[k]] (spec 2.4)."""
+    return torch.ops.caffe2ops.batch_dense_to_sparse(lengths, indices, dense)
+
+
+def batch_dense_to_sparse_gradient(
+    lengths: Tensor, indices: Tensor, grad_values: Tensor, dense: Tensor
+) -> Tensor:
+    """dDense = zeros, dDense[row(k), indices[k]] = grad_values[k] (spec 2.4)."""
+    return torch.ops.caffe2ops.batch_dense_to_sparse_gradient(lengths, indices, grad_values, dense)
+
+
+def batch_mat_mul(
+    A: Tensor, B: Tensor, trans_a: bool = False, trans_b: bool = False, broadcast: bool = False
+) -> Tensor:
+    """Batched matrix product with Caffe2's shape rules (spec 2.5).
+
+    1-D x 1-D gives shape [1]; differing batch dims need ``broadcast=True``; a 0-size batch
+    dim broadcasts against any size; trans flags are ignored for 1-D operands.
+    """
+    return torch.ops.caffe2ops.batch_mat_mul(A, B, trans_a, trans_b, broadcast)
+
+
+def batch_mat_mul_gradient(
+    grad_Y: Tensor,
+    A: Tensor,
+    B: Tensor,
+    trans_a: bool = False,
+    trans_b: bool = False,
+    broadcast: bool = False,
+) -> Tuple[Tensor, Tensor]:
+    """(dA, dB), the true gradient of batch_mat_mul (spec 2.5)."""
+    return torch.ops.caffe2ops.batch_mat_mul_gradient(grad_Y, A, B, trans_a, trans_b, broadcast)
+
+
+def batch_moments(X: Tensor, order: str = "NCHW") -> Tuple[Tensor, Tensor]:
+    """Per-channel (E[x], E[x^2]) (spec 2.6). The second output is the raw second moment."""
+    return torch.ops.caffe2ops.batch_moments(X, order)
+
+
+def batch_moments_gradient(dmu: Tensor, dvar: Tensor, X: Tensor, order: str = "NCHW") -> Tensor:
+    """dX = (dmu[c] + 2 dvar[c] x) / (N * HxW) (spec 2.6)."""
+    return torch.ops.caffe2ops.batch_moments_gradient(dmu, dvar, X, order)
+
+
+def batch_box_cox(data: Tensor, lambda1: Tensor, lambda2: Tensor, min_block_size: int = 256) -> Tensor:
+    """Box-Cox per column with t = max(x + lambda2, 1e-6) (spec 2.7). No gradient."""
+    return torch.ops.caffe2ops.batch_box_cox(data, lambda1, lambda2, min_block_size)
+
+
+def batch_bucketize(float_features: Tensor, indices: Tensor, boundaries: Tensor, lengths: Tensor) -> Tensor:
+    """int32 [N, K]: first k with x <= border k of the selected column, else lengths[j] (spec 2.8)."""
+    return torch.ops.caffe2ops.batch_bucketize(float_features, indices, boundaries, lengths)
+
+
+def concat_batch_mat_mul_batch_gather(indices: Tensor, inputs: List[Tensor]) -> Tensor:
+    """Y[b, j] = <X_p[b], X_q[b]>, (p, q) = divmod(indices[j], n) (spec 2.9). No gradient."""
+    return torch.ops.caffe2ops.concat_batch_mat_mul_batch_gather(indices, inputs)
+
+
+def batch_bucket_one_hot(data: Tensor, lengths: Tensor, boundaries: Tensor) -> Tensor:
+    """One-hot bucket of every column, [N, sum(lengths) + D] (spec Appendix A). No gradient."""
+    return torch.ops.caffe2ops.batch_bucket_one_hot(data, lengths, boundaries)

@@ -52,7 +52,8 @@ MatMulPlan plan(const at::Tensor& A, const at::Tensor& B, bool trans_a, bool tra
     C2_CHECK(p.rhs.sym_size(-2) == n, kOp, "A has length ", n, " but B", trans_b ? "^T" : "",
              " has shape ", p.rhs.sym_sizes());
     auto rs = p.rhs.sym_sizes();
-    p.out_shape.assign(rs.begin(), rs.end() - 2);
+    p.batch.assign(rs.begin(), rs.end() - 2);
+    p.out_shape = p.batch;
     p.out_shape.push_back(rs[b - 1]);
     return p;
   }
@@ -64,6 +65,7 @@ MatMulPlan plan(const at::Tensor& A, const at::Tensor& B, bool trans_a, bool tra
     C2_CHECK(p.lhs.sym_size(-1) == n, kOp, "B has length ", n, " but A", trans_a ? "^T" : "",
              " has shape ", p.lhs.sym_sizes());
     auto ls = p.lhs.sym_sizes();
+    p.batch.assign(ls.begin(), ls.end() - 2);
     p.out_shape.assign(ls.begin(), ls.end() - 1);
     return p;
   }

@@ -1,0 +1,126 @@
+"""Helpers shared by every family's tests: opcheck, TorchScript round trip in a fresh
+process, torch.compile comparison, and small random-input utilities."""
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+import torch
+
+import torch_caffe2ops  # noqa: F401  (registers the ops)
+
+INDEX_DTYPES = [torch.int32, torch.int64]
+FLOAT_DTYPES = [torch.float32, torch.float64]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+
+
+def op(name):
+    return getattr(torch.ops.caffe2ops, name).default
+
+
+def rng(seed):
+    return np.random.default_rng(seed)
+
+
+def t(a, dtype=None):
+    """numpy -> torch, keeping the numpy dtype unless one is given."""
+    x = torch.from_numpy(np.array(a, order="C", copy=True))
+    return x if dtype is None else x.to(dtype)
+
+
+def assert_close(actual, expected, rtol=1e-5, atol=1e-6):
+    actual = actual.detach().cpu().numpy() if isinstance(actual, torch.Tensor) else np.asarray(actual)
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
+
+
+def opcheck(name, args, kwargs=None):
+    """torch.library.opcheck with every test it has (schema, autograd registration,
+    fake tensor, AOT dispatch static and dynamic)."""
+    torch.library.opcheck(op(name), args, kwargs or {})
+
+
+def noncontiguous(x):
+    """Same values, non-contiguous layout (a transposed copy transposed back)."""
+    if x.dim() < 2:
+        y = torch.empty(x.numel() * 2, dtype=x.dtype)[::2]
+        y.copy_(x)
+        return y
+    y = x.transpose(0, -1).contiguous().transpose(0, -1)
+    assert not y.is_contiguous() or x.numel() <= 1 or min(x.shape) <= 1
+    return y
+
+
+_FRESH = r"""
+import sys, torch, torch_caffe2ops
+module = torch.jit.load(sys.argv[1])
+inputs = torch.load(sys.argv[2])
+grad = sys.argv[4] == "1"
+grad_idx = [i for i, x in enumerate(inputs) if grad and isinstance(x, torch.Tensor) and x.is_floating_point()]
+for i in grad_idx:
+    inputs[i] = inputs[i].detach().requires_grad_(True)
+outs = module(*inputs)
+outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
+if grad:
+    loss = sum((o.double() * torch.linspace(0.5, 1.5, o.numel(), dtype=torch.float64).reshape(o.shape)).sum()
+               for o in outs if o.is_floating_point())
+    loss.backward()
+torch.save({"outs": [o.detach() for o in outs], "grads": [inputs[i].grad for i in grad_idx]}, sys.argv[3])
+"""
+
+
+def _outputs_and_grads(fn, inputs, grad=True):
+    inputs = [x.detach().clone().requires_grad_(grad) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
+              for x in inputs]
+    outs = fn(*inputs)
+    outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
+    if not grad:
+        return [o.detach() for o in outs], []
+    loss = sum((o.double() * torch.linspace(0.5, 1.5, o.numel(), dtype=torch.float64).reshape(o.shape)).sum()
+               for o in outs if o.is_floating_point())
+    loss.backward()
+    grads = [x.grad for x in inputs if isinstance(x, torch.Tensor) and x.is_floating_point()]
+    return [o.detach() for o in outs], grads
+
+
+def assert_script_roundtrip(module, inputs, grad=True):
+    """Script `module`, save it, load it in a fresh interpreter that imports only torch and
+    torch_caffe2ops, and check that outputs and input gradients equal the eager ones."""
+    scripted = torch.jit.script(module)
+    eager_outs, eager_grads = _outputs_and_grads(module, inputs, grad)
+    with tempfile.TemporaryDirectory() as d:
+        paths = [os.path.join(d, n) for n in ("m.pt", "in.pt", "out.pt")]
+        scripted.save(paths[0])
+        torch.save(list(inputs), paths[1])
+        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        proc = subprocess.run([sys.executable, "-c", _FRESH, *paths, "1" if grad else "0"], cwd=d, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        result = torch.load(paths[2])
+    assert len(result["outs"]) == len(eager_outs)
+    for a, b in zip(result["outs"], eager_outs):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert len(result["grads"]) == len(eager_grads)
+    for a, b in zip(result["grads"], eager_grads):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+def assert_compile_matches(fn, *args, dynamic=True, backend="aot_eager", grad=True):
+    """torch.compile(fullgraph=True) equals eager, forward and (where floating) backward."""
+    torch._dynamo.reset()
+    compiled = torch.compile(fn, fullgraph=True, dynamic=dynamic, backend=backend)
+    eager_outs, eager_grads = _outputs_and_grads(fn, args, grad)
+    comp_outs, comp_grads = _outputs_and_grads(compiled, args, grad)
+    for a, b in zip(comp_outs, eager_outs):
+        torch.testing.assert_close(a, b)
+    for a, b in zip(comp_grads, eager_grads):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b)
