@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Creates .venv (if missing) with the pinned torch and the dev tools, then builds
+# torch_caffe2ops in place and puts the checkout on the venv's path. Re-running it only
+# recompiles what changed (ninja keeps its objects under build/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+# Release flags (-O3, no debug info); MAX_JOBS bounds the parallel compile.
+MAX_JOBS=${MAX_JOBS:-$(nproc)} .venv/bin/python setup.py --quiet build_ext --inplace
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+pwd > "$site/torch_caffe2ops-checkout.pth"
+.venv/bin/python -c 'import torch_caffe2ops as m; print("torch_caffe2ops", m.__version__, "built against torch", m.TORCH_VERSION)'

@@ -1,0 +1,68 @@
+"""The libtorch path: build the library with CMake, install it, build examples/cpp against the
+exported target, and check that the C++ program's forward and backward equal Python's."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from utils import ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "examples", "cpp"))
+import model as cpp_model  # noqa: E402
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")]
+
+BUILD = os.path.join(ROOT, "build", "cmake")
+
+
+def _run(cmd):
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def _cmake_build(src, build, prefix_path, extra=()):
+    gen = ["-G", "Ninja"] if shutil.which("ninja") else []
+    _run(["cmake", "-S", src, "-B", build, *gen, "-DCMAKE_BUILD_TYPE=Release",
+          f"-DCMAKE_PREFIX_PATH={';'.join(prefix_path)}", *extra])
+    _run(["cmake", "--build", build, "--parallel", str(os.cpu_count() or 2)])
+
+
+@pytest.fixture(scope="module")
+def run_model_binary():
+    prefix = os.path.join(BUILD, "install")
+    _cmake_build(ROOT, os.path.join(BUILD, "lib"), [torch.utils.cmake_prefix_path])
+    _run(["cmake", "--install", os.path.join(BUILD, "lib"), "--prefix", prefix])
+    _cmake_build(os.path.join(ROOT, "examples", "cpp"), os.path.join(BUILD, "example"),
+                 [prefix, torch.utils.cmake_prefix_path])
+    return os.path.join(BUILD, "example", "run_model")
+
+
+def _parse(text):
+    out = {}
+    for line in text.strip().splitlines():
+        head, values = line.split(" :")
+        name, *shape = head.split()
+        vals = [float(v) for v in values.split()]
+        out[name] = torch.tensor(vals, dtype=torch.float64).reshape([int(s) for s in shape])
+    return out
+
+
+def test_cpp_example_matches_python(run_model_binary, tmp_path):
+    path = str(tmp_path / "model.pt")
+    torch.jit.script(cpp_model.Model()).save(path)
+    got = _parse(_run([run_model_binary, path]))
+
+    X, indices, A, B = cpp_model.inputs()
+    X.requires_grad_(True), A.requires_grad_(True), B.requires_grad_(True)
+    outs = cpp_model.Model()(X, indices, A, B)
+    loss = sum((o * torch.linspace(0.5, 1.5, o.numel(), dtype=torch.float64).reshape(o.shape)).sum() for o in outs)
+    loss.backward()
+    for i, o in enumerate(outs):
+        torch.testing.assert_close(got[f"output{i}"], o.detach())
+    for name, x in (("grad_X", X), ("grad_A", A), ("grad_B", B)):
+        torch.testing.assert_close(got[name], x.grad)
