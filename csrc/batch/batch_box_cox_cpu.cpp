@@ -18,13 +18,13 @@ namespace {
 
 C2_SIMD_CLONES
 void box_cox_row_f32(const float* x, const float* l1, const float* l2, const float* inv_l1,
-                     const uint8_t* is_log, float* y, int64_t D) {
+                     float* y, int64_t D) {
   for (int64_t j = 0; j < D; ++j) {
     const float v = x[j] + l2[j];
     const float t = v < 1e-6f ? 1e-6f : v;
     const float lt = fast_logf(t);
     const float p = fast_expf(l1[j] * lt) * inv_l1[j] - inv_l1[j];
-    y[j] = is_log[j] ? lt : p;
+    y[j] = l1[j] == 0.f ? lt : p;
   }
 }
 
@@ -49,14 +49,8 @@ template <>
 void box_cox_rows<float>(const float* x, const float* l1, const float* l2, float* y,
                          int64_t rows, int64_t D) {
   std::vector<float> inv(D);
-  std::vector<uint8_t> is_log(D);
-  for (int64_t j = 0; j < D; ++j) {
-    is_log[j] = l1[j] == 0.f;
-    inv[j] = is_log[j] ? 0.f : 1.f / l1[j];
-  }
-  for (int64_t r = 0; r < rows; ++r) {
-    box_cox_row_f32(x + r * D, l1, l2, inv.data(), is_log.data(), y + r * D, D);
-  }
+  for (int64_t j = 0; j < D; ++j) inv[j] = l1[j] == 0.f ? 0.f : 1.f / l1[j];
+  for (int64_t r = 0; r < rows; ++r) box_cox_row_f32(x + r * D, l1, l2, inv.data(), y + r * D, D);
 }
 
 at::Tensor batch_box_cox_cpu(const at::Tensor& data, const at::Tensor& lambda1,

@@ -41,7 +41,7 @@ at::Tensor batch_gather_cpu(const at::Tensor& data, const at::Tensor& indices, b
 at::Tensor batch_gather_gradient_cpu(const at::Tensor& data, const at::Tensor& indices,
                                      const at::Tensor& grad, int64_t axis, bool match_outer) {
   axis = batch_gather_gradient_check(data, indices, grad, axis, match_outer);
-  auto out = at::zeros(data.sizes(), data.options());
+  auto out = at::empty(data.sizes(), data.options());  // scatter_add_blocks zero-fills it
   if (out.numel() == 0) return out;
   const int64_t M = data.size(axis);
   check_indices_in_range("batch_gather_gradient", "indices", indices, M, caffe2_bounds_text(M));

@@ -16,40 +16,42 @@
 #include "batch/batch_shapes.h"
 #include "common/checks.h"
 #include "common/parallel.h"
+#include "common/vec_math.h"
 
 namespace caffe2ops {
 namespace {
 
 constexpr int64_t kRun = 1024;  // elements summed in opmath before promotion to double
 
-// sum and sum of squares of p[0..n) into s, s2 (double).
+// sum and sum of squares of p[0..n) into s, s2 (double). `omp simd reduction` lets the
+// compiler keep one partial sum per vector lane; each kRun chunk is then promoted to double.
 template <typename scalar_t>
-void run_moments(const scalar_t* p, int64_t n, double& s, double& s2) {
+C2_ALWAYS_INLINE void run_moments(const scalar_t* p, int64_t n, double& s, double& s2) {
   using acc_t = at::opmath_type<scalar_t>;
-  constexpr int kLanes = 16;
   for (int64_t base = 0; base < n; base += kRun) {
     const int64_t len = std::min(kRun, n - base);
-    acc_t a[kLanes] = {}, b[kLanes] = {};
-    int64_t i = 0;
-    for (; i + kLanes <= len; i += kLanes) {
-      for (int l = 0; l < kLanes; ++l) {
-        const acc_t v = static_cast<acc_t>(p[base + i + l]);
-        a[l] += v;
-        b[l] += v * v;
-      }
-    }
-    acc_t ta = 0, tb = 0;
-    for (; i < len; ++i) {
+    acc_t a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
+    for (int64_t i = 0; i < len; ++i) {
       const acc_t v = static_cast<acc_t>(p[base + i]);
-      ta += v;
-      tb += v * v;
+      a += v;
+      b += v * v;
     }
-    for (int l = 0; l < kLanes; ++l) {
-      ta += a[l];
-      tb += b[l];
-    }
-    s += ta;
-    s2 += tb;
+    s += a;
+    s2 += b;
+  }
+}
+
+C2_SIMD_CLONES void run_moments_f32(const float* p, int64_t n, double& s, double& s2) {
+  run_moments<float>(p, n, s, s2);
+}
+
+template <typename scalar_t>
+void run_moments_dispatch(const scalar_t* p, int64_t n, double& s, double& s2) {
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    run_moments_f32(p, n, s, s2);
+  } else {
+    run_moments(p, n, s, s2);
   }
 }
 
@@ -85,7 +87,7 @@ void moments_kernel(const scalar_t* x, int64_t outer, int64_t C, int64_t inner, 
     // Contiguous runs: one partial per (n, c) run, reduced over n in order.
     std::vector<double> part(2 * outer * C, 0.0);
     at::parallel_for(0, outer * C, grain_for(inner * sizeof(scalar_t)), [&](int64_t b, int64_t e) {
-      for (int64_t k = b; k < e; ++k) run_moments(x + k * inner, inner, part[2 * k], part[2 * k + 1]);
+      for (int64_t k = b; k < e; ++k) run_moments_dispatch(x + k * inner, inner, part[2 * k], part[2 * k + 1]);
     });
     for (int64_t n = 0; n < outer; ++n) {
       for (int64_t c = 0; c < C; ++c) {

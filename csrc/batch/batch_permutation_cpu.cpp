@@ -32,7 +32,7 @@ at::Tensor batch_permutation_gradient_cpu(const at::Tensor& indices, const at::T
   check_indices_in_range("batch_permutation_gradient", "indices", indices, N);
   auto dy = dY.contiguous();
   auto idx = indices.contiguous();
-  auto dX = at::zeros(dy.sizes(), dy.options());
+  auto dX = at::empty(dy.sizes(), dy.options());
   const int64_t block = N == 0 ? 0 : dy.numel() / N;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dy.scalar_type(),
                                   "batch_permutation_gradient", [&] {

@@ -23,7 +23,11 @@ void gather_words(word_t* out, const word_t* data, const index_t* indices, int64
       const int64_t src_row = p * M + static_cast<int64_t>(indices[per_outer ? k : k - p * L]);
       const word_t* src = data + src_row * words;
       word_t* dst = out + k * words;
-      for (int64_t w = 0; w < words; ++w) dst[w] = src[w];
+      if (words * sizeof(word_t) >= 64) {
+        std::memcpy(dst, src, words * sizeof(word_t));
+      } else {
+        for (int64_t w = 0; w < words; ++w) dst[w] = src[w];
+      }
     }
   });
 }
@@ -47,14 +51,19 @@ void gather_blocks(void* out, const void* data, const index_t* indices, int64_t 
   }
 }
 
-// grad_data must be zero-filled. Every destination element receives its contributions in
-// increasing i, whatever the thread count, so the float result is deterministic: the work is
-// split over p when there are several outer batches, otherwise over columns of the block.
+// grad_data is written entirely (zeros, then the sums), so it may come uninitialised: each
+// task zeroes exactly the part it then accumulates into, which saves a separate pass.
+// Every destination element receives its contributions in increasing i, whatever the thread
+// count, so the float result is deterministic: the work is split over p when there are
+// several outer batches, otherwise over columns of the block.
 template <typename scalar_t, typename index_t>
 void scatter_add_blocks(scalar_t* grad_data, const scalar_t* grad, const index_t* indices,
                         int64_t P, int64_t L, int64_t M, int64_t block, bool per_outer) {
-  if (P * L == 0 || block == 0) return;
+  if (P * M * block == 0) return;
   auto rows = [&](int64_t p, int64_t c0, int64_t c1) {
+    for (int64_t m = 0; m < M; ++m) {
+      std::fill(grad_data + (p * M + m) * block + c0, grad_data + (p * M + m) * block + c1, scalar_t(0));
+    }
     for (int64_t i = 0; i < L; ++i) {
       const int64_t k = p * L + i;
       const int64_t dst_row = p * M + static_cast<int64_t>(indices[per_outer ? k : i]);
@@ -64,12 +73,12 @@ void scatter_add_blocks(scalar_t* grad_data, const scalar_t* grad, const index_t
     }
   };
   if (P > 1) {
-    at::parallel_for(0, P, grain_for(L * block * sizeof(scalar_t)), [&](int64_t b, int64_t e) {
+    at::parallel_for(0, P, grain_for((L + M) * block * sizeof(scalar_t)), [&](int64_t b, int64_t e) {
       for (int64_t p = b; p < e; ++p) rows(p, 0, block);
     });
   } else {
     // Column chunks of at least 16 elements keep each thread on whole cache lines.
-    const int64_t min_cols = std::max<int64_t>(16, grain_for(L * sizeof(scalar_t)));
+    const int64_t min_cols = std::max<int64_t>(16, grain_for((L + M) * sizeof(scalar_t)));
     at::parallel_for(0, block, min_cols, [&](int64_t c0, int64_t c1) { rows(0, c0, c1); });
   }
 }

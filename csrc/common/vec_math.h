@@ -10,27 +10,30 @@
 #include <cstring>
 #include <limits>
 
+// Helpers called from such a loop must be C2_ALWAYS_INLINE: GCC does not inline an ordinary
+// function into an AVX2 clone on its own, and the clone would run the baseline code.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define C2_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define C2_SIMD_CLONES
 #endif
+#define C2_ALWAYS_INLINE __attribute__((always_inline)) inline
 
 namespace caffe2ops {
 
-inline float bits_to_float(uint32_t u) {
+C2_ALWAYS_INLINE float bits_to_float(uint32_t u) {
   float f;
   std::memcpy(&f, &u, sizeof f);
   return f;
 }
-inline uint32_t float_to_bits(float f) {
+C2_ALWAYS_INLINE uint32_t float_to_bits(float f) {
   uint32_t u;
   std::memcpy(&u, &f, sizeof u);
   return u;
 }
 
 // Natural log for positive normal x; NaN in -> NaN out, +inf -> +inf.
-inline float fast_logf(float x) {
+C2_ALWAYS_INLINE float fast_logf(float x) {
   const uint32_t u = float_to_bits(x);
   float e = static_cast<float>(static_cast<int32_t>((u >> 23) & 0xff) - 126);
   float m = bits_to_float((u & 0x807fffffu) | 0x3f000000u);  // x = m * 2^e, m in [0.5, 1)
@@ -55,14 +58,15 @@ inline float fast_logf(float x) {
   return x != x ? x : r;
 }
 
-// e^x; overflows to +inf, underflows to 0, NaN in -> NaN out.
-inline float fast_expf(float x) {
-  const float xc = x > 88.f ? 88.f : (x < -87.f ? -87.f : x);
-  const float t = xc * 1.44269504088896341f + 0.5f;
-  int32_t i = static_cast<int32_t>(t);
-  i = static_cast<float>(i) > t ? i - 1 : i;  // floor
-  const float fx = static_cast<float>(i);
-  float r = xc - fx * 0.693359375f - fx * -2.12194440e-4f;
+// e^x; overflows to +inf, underflows to 0, NaN in -> NaN out. The exponent is rounded with
+// the 1.5 * 2^23 trick on float bits rather than a clamped float->int conversion: GCC will not
+// vectorise that clamp for AVX2, and out-of-range inputs are replaced by the selects at the end.
+C2_ALWAYS_INLINE float fast_expf(float x) {
+  constexpr float kMagic = 12582912.f;  // 1.5 * 2^23
+  const float tm = x * 1.44269504088896341f + kMagic;
+  const float fx = tm - kMagic;  // nearest integer to x / ln 2
+  const uint32_t n = float_to_bits(tm) - float_to_bits(kMagic);  // the same integer, two's complement
+  const float r = x - fx * 0.693359375f - fx * -2.12194440e-4f;  // |r| <= ln2 / 2
   const float z = r * r;
   float y = 1.9875691500e-4f;
   y = y * r + 1.3981999507e-3f;
@@ -71,7 +75,11 @@ inline float fast_expf(float x) {
   y = y * r + 1.6666665459e-1f;
   y = y * r + 5.0000001201e-1f;
   y = y * z + r + 1.f;
-  float out = y * bits_to_float(static_cast<uint32_t>(i + 127) << 23);
+  // 2^n as 2^h * 2^(n-h), h = n/2: both factors stay normal over the whole range n in
+  // [-126, 128], so results near overflow and in the subnormal range come out right.
+  const int32_t ni = static_cast<int32_t>(n), h = ni >> 1;
+  float out = y * bits_to_float(static_cast<uint32_t>(h + 127) << 23) *
+              bits_to_float(static_cast<uint32_t>(ni - h + 127) << 23);
   out = x > 88.7228f ? std::numeric_limits<float>::infinity() : out;
   out = x < -87.3365f ? 0.f : out;
   return x != x ? x : out;
