@@ -125,3 +125,64 @@ def concat_batch_mat_mul_batch_gather(indices: Tensor, inputs: List[Tensor]) -> 
 def batch_bucket_one_hot(data: Tensor, lengths: Tensor, boundaries: Tensor) -> Tensor:
     """One-hot bucket of every column, [N, sum(lengths) + D] (spec Appendix A). No gradient."""
     return torch.ops.caffe2ops.batch_bucket_one_hot(data, lengths, boundaries)
+
+
+# ---------------------------------------------------------------------------------------
+# concat / split family (spec section 3)
+# ---------------------------------------------------------------------------------------
+
+
+def concat(
+    inputs: List[Tensor], axis: Optional[int] = None, order: Optional[str] = None, add_axis: bool = False
+) -> Tuple[Tensor, Tensor]:
+    """(output, split_info) (spec 3.1). Without ``axis`` the axis comes from ``order``
+    ("NCHW" -> 1, the default); ``add_axis`` stacks. split_info is int32 on the CPU."""
+    return torch.ops.caffe2ops.concat(inputs, axis, order, add_axis)
+
+
+def depth_concat(
+    inputs: List[Tensor], axis: Optional[int] = None, order: Optional[str] = None, add_axis: bool = False
+) -> Tuple[Tensor, Tensor]:
+    """Caffe2's backward-compatible alias of :func:`concat`."""
+    return torch.ops.caffe2ops.depth_concat(inputs, axis, order, add_axis)
+
+
+def concat_gradient(
+    grad_output: Tensor, split_info: Tensor, axis: Optional[int] = None, order: Optional[str] = None,
+    add_axis: bool = False,
+) -> List[Tensor]:
+    """Splits ``grad_output`` back into the concat inputs' gradients (spec 3.1)."""
+    return torch.ops.caffe2ops.concat_gradient(grad_output, split_info, axis, order, add_axis)
+
+
+def split(
+    input: Tensor, split_tensor: Optional[Tensor] = None, split: Optional[List[int]] = None,
+    axis: Optional[int] = None, order: Optional[str] = None, add_axis: bool = False, num_outputs: int = -1,
+) -> List[Tensor]:
+    """Pieces of ``input`` along the axis (spec 3.2), sizes from ``split_tensor`` (int, CPU),
+    from ``split``, or equal (``num_outputs`` pieces). Outputs are fresh tensors."""
+    sizes: List[int] = [] if split is None else split
+    return torch.ops.caffe2ops.split(input, split_tensor, sizes, axis, order, add_axis, num_outputs)
+
+
+def depth_split(
+    input: Tensor, split_tensor: Optional[Tensor] = None, split: Optional[List[int]] = None,
+    axis: Optional[int] = None, order: Optional[str] = None, add_axis: bool = False, num_outputs: int = -1,
+) -> List[Tensor]:
+    """Caffe2's backward-compatible alias of :func:`split`."""
+    sizes: List[int] = [] if split is None else split
+    return torch.ops.caffe2ops.depth_split(input, split_tensor, sizes, axis, order, add_axis, num_outputs)
+
+
+def split_by_lengths(
+    input: Tensor, lengths: Tensor, num_outputs: int, axis: Optional[int] = None, order: Optional[str] = None,
+    use_scaling_lengths: bool = False,
+) -> List[Tensor]:
+    """``num_outputs`` pieces, piece i of extent sum(lengths[i*g:(i+1)*g]) (times C / sum(lengths)
+    with ``use_scaling_lengths``) (spec 3.3). The default axis is 1, not 0."""
+    return torch.ops.caffe2ops.split_by_lengths(input, lengths, num_outputs, axis, order, use_scaling_lengths)
+
+
+def split_gradient(grad_outputs: List[Optional[Tensor]], split_sizes: List[int], axis: int, add_axis: bool = False) -> Tensor:
+    """Concatenation (stack with ``add_axis``) of the pieces' gradients, zeros for missing ones."""
+    return torch.ops.caffe2ops.split_gradient(grad_outputs, split_sizes, axis, add_axis)

@@ -7,6 +7,7 @@
 #include <c10/util/Exception.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,5 +48,10 @@ int64_t order_to_axis(const char* op, const std::string& order);
 bool order_is_nhwc(const char* op, const std::string& order);
 
 c10::SymInt sym_prod(c10::SymIntArrayRef sizes, int64_t begin, int64_t end);
+
+// A schema's `str?` argument as an owned string.
+inline std::optional<std::string> optional_string(const std::optional<c10::string_view>& s) {
+  return s.has_value() ? std::optional<std::string>(std::string(*s)) : std::nullopt;
+}
 
 }  // namespace caffe2ops

@@ -1,0 +1,63 @@
+// Concat / DepthConcat (spec 3.1): every input written once into a preallocated output.
+#include <ATen/ops/empty.h>
+#include <ATen/ops/tensor.h>
+#include <torch/library.h>
+
+#include "common/block_copy.h"
+#include "common/checks.h"
+#include "concat_split/concat_split_shapes.h"
+
+namespace caffe2ops {
+namespace {
+
+std::tuple<at::Tensor, at::Tensor> concat_impl(const char* op, at::TensorList inputs,
+                                               std::optional<int64_t> axis,
+                                               const std::optional<c10::string_view>& order,
+                                               bool add_axis) {
+  auto plan = concat_plan(op, inputs, axis, optional_string(order), add_axis);
+  auto out = at::empty(c10::asIntArrayRefUnchecked(plan.out_shape), inputs[0].options());
+  std::vector<at::Tensor> xs;
+  xs.reserve(inputs.size());
+  for (const auto& x : inputs) {
+    check_cpu(op, "inputs", x);
+    xs.push_back(x.contiguous());
+  }
+  const int64_t el = out.element_size();
+  auto out_sizes = out.sizes();
+  int64_t rows = 1;
+  for (int64_t i = 0; i < plan.axis; ++i) rows *= out_sizes[i];
+  const int64_t out_row = rows == 0 ? 0 : out.numel() / rows * el;
+  std::vector<BlockPiece> pieces;
+  int64_t offset = 0;
+  for (const auto& x : xs) {
+    const int64_t row_bytes = rows == 0 ? 0 : x.numel() / rows * el;
+    pieces.push_back({static_cast<char*>(out.data_ptr()) + offset,
+                      static_cast<const char*>(x.const_data_ptr()), out_row, row_bytes, row_bytes});
+    offset += row_bytes;
+  }
+  copy_pieces(pieces, rows);
+  std::vector<int32_t> info(plan.sizes.begin(), plan.sizes.end());
+  auto split_info = at::tensor(info, at::TensorOptions().dtype(at::kInt));
+  return {out, split_info};
+}
+
+std::tuple<at::Tensor, at::Tensor> concat_cpu(at::TensorList inputs, std::optional<int64_t> axis,
+                                              std::optional<c10::string_view> order, bool add_axis) {
+  return concat_impl("concat", inputs, axis, order, add_axis);
+}
+
+std::tuple<at::Tensor, at::Tensor> depth_concat_cpu(at::TensorList inputs,
+                                                    std::optional<int64_t> axis,
+                                                    std::optional<c10::string_view> order,
+                                                    bool add_axis) {
+  return concat_impl("depth_concat", inputs, axis, order, add_axis);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(caffe2ops, CPU, m) {
+  m.impl("concat", &concat_cpu);
+  m.impl("depth_concat", &depth_concat_cpu);
+}
+
+}  // namespace caffe2ops

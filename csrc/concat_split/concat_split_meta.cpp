@@ -1,0 +1,53 @@
+// Meta kernels of the concat/split family. split, depth_split and split_by_lengths have output
+// sizes that may come from tensor values; their fake kernels are in torch_caffe2ops/_fake.py.
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include "common/checks.h"
+#include "concat_split/concat_split_shapes.h"
+
+namespace caffe2ops {
+namespace {
+
+std::tuple<at::Tensor, at::Tensor> concat_meta_impl(const char* op, at::TensorList inputs,
+                                                    std::optional<int64_t> axis,
+                                                    const std::optional<c10::string_view>& order,
+                                                    bool add_axis) {
+  auto plan = concat_plan(op, inputs, axis, optional_string(order), add_axis);
+  return {at::empty_symint(plan.out_shape, inputs[0].options()),
+          at::empty({static_cast<int64_t>(inputs.size())}, inputs[0].options().dtype(at::kInt))};
+}
+
+std::tuple<at::Tensor, at::Tensor> concat_meta(at::TensorList inputs, std::optional<int64_t> axis,
+                                               std::optional<c10::string_view> order, bool add_axis) {
+  return concat_meta_impl("concat", inputs, axis, order, add_axis);
+}
+
+std::tuple<at::Tensor, at::Tensor> depth_concat_meta(at::TensorList inputs,
+                                                     std::optional<int64_t> axis,
+                                                     std::optional<c10::string_view> order,
+                                                     bool add_axis) {
+  return concat_meta_impl("depth_concat", inputs, axis, order, add_axis);
+}
+
+// Chosen by the dispatcher only when there is no tensor to dispatch on (an empty list) or no
+// kernel for the inputs' device: either way a clear error instead of the dispatcher's.
+std::tuple<at::Tensor, at::Tensor> concat_no_kernel(at::TensorList inputs, std::optional<int64_t>,
+                                                    std::optional<c10::string_view>, bool) {
+  C2_CHECK(!inputs.empty(), "concat", "needs at least one input");
+  TORCH_CHECK(false, "caffe2ops::concat: no kernel for inputs on ", inputs[0].device());
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(caffe2ops, CompositeExplicitAutograd, m) {
+  m.impl("concat", &concat_no_kernel);
+  m.impl("depth_concat", &concat_no_kernel);
+}
+
+TORCH_LIBRARY_IMPL(caffe2ops, Meta, m) {
+  m.impl("concat", &concat_meta);
+  m.impl("depth_concat", &depth_concat_meta);
+}
+
+}  // namespace caffe2ops
