@@ -186,3 +186,87 @@ def split_by_lengths(
 def split_gradient(grad_outputs: List[Optional[Tensor]], split_sizes: List[int], axis: int, add_axis: bool = False) -> Tensor:
     """Concatenation (stack with ``add_axis``) of the pieces' gradients, zeros for missing ones."""
     return torch.ops.caffe2ops.split_gradient(grad_outputs, split_sizes, axis, add_axis)
+
+
+# ---------------------------------------------------------------------------------------
+# dropout family (spec section 4)
+# ---------------------------------------------------------------------------------------
+
+
+def dropout(
+    X: Tensor, ratio: float = 0.5, is_test: bool = False, generator: Optional[torch.Generator] = None
+) -> Tuple[Tensor, Tensor]:
+    """(Y, mask) with mask ~ Bernoulli(1 - ratio) and Y = X * mask / (1 - ratio) (spec 4.1).
+
+    0 <= ratio < 1. In test mode Y is a copy of X and the mask is all True. Randomness comes from
+    ``generator`` or PyTorch's default generator: ``torch.manual_seed`` reproduces the mask.
+    """
+    return torch.ops.caffe2ops.dropout(X, ratio, is_test, generator)
+
+
+def dropout_gradient(dY: Tensor, mask: Optional[Tensor] = None, ratio: float = 0.5, is_test: bool = False) -> Tensor:
+    """dX = dY * mask / (1 - ratio), or dY in test mode (spec 4.2)."""
+    return torch.ops.caffe2ops.dropout_gradient(dY, mask, ratio, is_test)
+
+
+def cudnn_dropout(
+    X: Tensor, ratio: float = 0.5, is_test: bool = False, generator: Optional[torch.Generator] = None
+) -> Tuple[Tensor, Tensor]:
+    """cuDNN's dropout, (Y, opaque uint8 reserve_space) (spec 4.3). CUDA builds with cuDNN only."""
+    return torch.ops.caffe2ops.cudnn_dropout(X, ratio, is_test, generator)
+
+
+def cudnn_dropout_gradient(dY: Tensor, reserve_space: Tensor, ratio: float = 0.5, is_test: bool = False) -> Tensor:
+    """Gradient of :func:`cudnn_dropout` from its reserve space (spec 4.3)."""
+    return torch.ops.caffe2ops.cudnn_dropout_gradient(dY, reserve_space, ratio, is_test)
+
+
+# ---------------------------------------------------------------------------------------
+# sparse normalize family (spec section 5)
+# ---------------------------------------------------------------------------------------
+
+
+def sparse_normalize(
+    param: Tensor, indices: Tensor, grad: Optional[Tensor] = None, use_max_norm: bool = True, norm: float = 1.0
+) -> Tensor:
+    """A copy of ``param`` whose rows listed in ``indices`` are rescaled to L2 norm ``norm``
+    (only rows above it with ``use_max_norm``) (spec 5.1). ``grad`` is ignored."""
+    return torch.ops.caffe2ops.sparse_normalize(param, indices, grad, use_max_norm, norm)
+
+
+def sparse_normalize_(
+    param: Tensor, indices: Tensor, grad: Optional[Tensor] = None, use_max_norm: bool = True, norm: float = 1.0
+) -> Tensor:
+    """In-place :func:`sparse_normalize`; returns ``param`` (Caffe2's behaviour)."""
+    return torch.ops.caffe2ops.sparse_normalize_(param, indices, grad, use_max_norm, norm)
+
+
+def float16_sparse_normalize(
+    param: Tensor, indices: Tensor, grad: Optional[Tensor] = None, use_max_norm: bool = True, norm: float = 1.0
+) -> Tensor:
+    """:func:`sparse_normalize` for a float16 ``param`` (norms in float32)."""
+    return torch.ops.caffe2ops.float16_sparse_normalize(param, indices, grad, use_max_norm, norm)
+
+
+def float16_sparse_normalize_(
+    param: Tensor, indices: Tensor, grad: Optional[Tensor] = None, use_max_norm: bool = True, norm: float = 1.0
+) -> Tensor:
+    """In-place :func:`float16_sparse_normalize`; returns ``param``."""
+    return torch.ops.caffe2ops.float16_sparse_normalize_(param, indices, grad, use_max_norm, norm)
+
+
+# ---------------------------------------------------------------------------------------
+# margin rank family (spec section 6)
+# ---------------------------------------------------------------------------------------
+
+
+def margin_ranking_criterion(X1: Tensor, X2: Tensor, Y: Tensor, margin: float = 1.0) -> Tensor:
+    """Elementwise max(0, -Y (X1 - X2) + margin), shaped like X1 (spec 6.1). No reduction."""
+    return torch.ops.caffe2ops.margin_ranking_criterion(X1, X2, Y, margin)
+
+
+def margin_ranking_criterion_gradient(
+    X1: Tensor, X2: Tensor, Y: Tensor, dLoss: Tensor, margin: float = 1.0
+) -> Tuple[Tensor, Tensor]:
+    """(dX1, dX2): -Y dLoss and Y dLoss where -Y (X1 - X2) + margin >= 0, else 0 (spec 6.1)."""
+    return torch.ops.caffe2ops.margin_ranking_criterion_gradient(X1, X2, Y, dLoss, margin)

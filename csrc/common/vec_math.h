@@ -13,7 +13,7 @@
 // Helpers called from such a loop must be C2_ALWAYS_INLINE: GCC does not inline an ordinary
 // function into an AVX2 clone on its own, and the clone would run the baseline code.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define C2_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#define C2_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define C2_SIMD_CLONES
 #endif

@@ -1,0 +1,48 @@
+// Autograd of Dropout (spec 4.1 item 4): backward is dropout_gradient(dY, mask) in training
+// and dropout_gradient(dY) in test mode. The mask gets no gradient.
+#include <torch/library.h>
+
+#include "common/autograd.h"
+
+namespace caffe2ops {
+namespace {
+
+using T = at::Tensor;
+
+class DropoutFn : public torch::autograd::Function<DropoutFn> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const T& X, double ratio, bool is_test,
+                               std::optional<at::Generator> generator) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [Y, mask] = C2_OP("dropout", std::tuple<T, T>(const T&, double, bool, std::optional<at::Generator>))
+                         .call(X, ratio, is_test, generator);
+    ctx->mark_non_differentiable({mask});
+    if (!is_test) ctx->save_for_backward({mask});
+    ctx->saved_data["ratio"] = ratio;
+    ctx->saved_data["is_test"] = is_test;
+    return {Y, mask};
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const bool is_test = ctx->saved_data["is_test"].toBool();
+    std::optional<T> mask;
+    if (!is_test) mask = ctx->get_saved_variables()[0];
+    auto dX = C2_OP("dropout_gradient", T(const T&, const std::optional<T>&, double, bool))
+                  .call(grads[0], mask, ctx->saved_data["ratio"].toDouble(), is_test);
+    return {dX, T(), T(), T()};
+  }
+};
+
+std::tuple<T, T> dropout_autograd(const T& X, double ratio, bool is_test,
+                                  std::optional<at::Generator> generator) {
+  auto out = DropoutFn::apply(X, ratio, is_test, generator);
+  return {out[0], out[1]};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(caffe2ops, Autograd, m) {
+  m.impl("dropout", &dropout_autograd);
+  m.impl("dropout_gradient", no_gradient());
+}
+
+}  // namespace caffe2ops

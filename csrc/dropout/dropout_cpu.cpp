@@ -1,0 +1,179 @@
+// Dropout / DropoutGrad on the CPU (spec 4.1, 4.2). One pass writes Y and the bool mask.
+//
+// keep_i = (u_i >= ratio) for a 32-bit uniform u_i, decided as the integer comparison
+// u_i >= t = ceil(ratio * 2^32): P(keep) = 1 - ratio to within 2^-32, and ratio = 0 keeps all.
+// u_i's high 16 bits come from a Philox stream, eight elements per Philox call; only when they
+// equal t's high half (probability 2^-16) are the low 16 bits needed, and those come from a
+// second Philox stream keyed by the element index. This halves the generator work against
+// one 32-bit word per element while keeping the full 32-bit resolution.
+//
+// The key is drawn from PyTorch's CPU generator (advancing it), so manual_seed reproduces the
+// mask and successive calls differ. Element i's bits depend only on (key, i): blocks have a
+// fixed size, whatever the thread count or the chunking.
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/DistributionsHelper.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/ones.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <mutex>
+
+#include "common/checks.h"
+#include "common/philox.h"
+#include "common/vec_math.h"
+#include "dropout/dropout_checks.h"
+
+namespace caffe2ops {
+namespace {
+
+constexpr int64_t kBlock = 2048;           // elements per block of the stream
+constexpr int64_t kCalls = kBlock / 8;     // Philox calls per block (4 words = 8 halves each)
+constexpr uint64_t kTieStream = 1ull << 63;  // counter space of the low-half stream
+
+// High 16 bits of u for the elements of block `block`. Words are laid out word-major
+// (words[j * kCalls + c] is word j of call c) so the loop over calls vectorises.
+C2_SIMD_CLONES void block_high_halves(PhiloxKey key, int64_t block, uint16_t* high) {
+  uint32_t words[kBlock / 2];
+  const uint64_t c0 = static_cast<uint64_t>(block) * kCalls;
+  for (int64_t c = 0; c < kCalls; ++c) {
+    uint32_t w[4];
+    philox4x32_10(c0 + c, key, w);
+    words[c] = w[0];
+    words[kCalls + c] = w[1];
+    words[2 * kCalls + c] = w[2];
+    words[3 * kCalls + c] = w[3];
+  }
+  for (int64_t e = 0; e < kBlock / 2; ++e) {
+    high[e] = static_cast<uint16_t>(words[e]);
+    high[kBlock / 2 + e] = static_cast<uint16_t>(words[e] >> 16);
+  }
+}
+
+struct Threshold {
+  uint32_t high, low;  // t = high * 2^16 + low, high may be 2^16 (keep nothing)
+  explicit Threshold(double ratio) {
+    const uint64_t t = static_cast<uint64_t>(std::ceil(ratio * 4294967296.0));
+    high = static_cast<uint32_t>(t >> 16);
+    low = static_cast<uint32_t>(t & 0xffffu);
+  }
+};
+
+// The rare elements whose high half ties with the threshold's: decide on the low half.
+bool keep_on_tie(PhiloxKey key, int64_t index, const Threshold& t) {
+  uint32_t w[4];
+  philox4x32_10(kTieStream | static_cast<uint64_t>(index), key, w);
+  return (w[0] & 0xffffu) >= t.low;
+}
+
+// Y = X * mask * scale written as a product, as Caffe2 and torch do: a dropped NaN stays NaN.
+template <typename scalar_t, typename acc_t>
+C2_ALWAYS_INLINE bool apply_mask_loop(const scalar_t* x, const uint16_t* high, uint32_t t_high,
+                                      acc_t scale, scalar_t* y, bool* mask, int64_t n) {
+  uint32_t ties = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t h = high[i];
+    ties |= static_cast<uint32_t>(h == t_high);
+    mask[i] = h > t_high;
+    y[i] = static_cast<scalar_t>(static_cast<acc_t>(x[i]) * (h > t_high ? scale : acc_t(0)));
+  }
+  return ties != 0;
+}
+
+C2_SIMD_CLONES bool apply_mask_f32(const float* x, const uint16_t* high, uint32_t t_high,
+                                   float scale, float* y, bool* mask, int64_t n) {
+  return apply_mask_loop(x, high, t_high, scale, y, mask, n);
+}
+
+// Returns whether any element tied with the threshold (and was provisionally dropped).
+template <typename scalar_t>
+bool apply_mask(const scalar_t* x, const uint16_t* high, uint32_t t_high, double scale,
+                scalar_t* y, bool* mask, int64_t n) {
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    return apply_mask_f32(x, high, t_high, static_cast<float>(scale), y, mask, n);
+  } else {
+    using acc_t = at::opmath_type<scalar_t>;
+    return apply_mask_loop(x, high, t_high, static_cast<acc_t>(scale), y, mask, n);
+  }
+}
+
+uint64_t draw_seed(const std::optional<at::Generator>& generator) {
+  auto* gen = at::get_generator_or_default<at::CPUGeneratorImpl>(
+      generator, at::detail::getDefaultCPUGenerator());
+  std::lock_guard<std::mutex> lock(gen->mutex_);
+  return gen->random64();
+}
+
+std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio, bool is_test,
+                                               std::optional<at::Generator> generator) {
+  check_dropout_input("dropout", X, ratio);
+  auto x = X.contiguous();
+  if (is_test) {
+    // [PORT] Y is a copy (outputs never alias inputs); the mask Caffe2 left unwritten is all True.
+    return {x.clone(), at::ones(x.sizes(), x.options().dtype(at::kBool))};
+  }
+  auto Y = at::empty(x.sizes(), x.options());
+  auto mask = at::empty(x.sizes(), x.options().dtype(at::kBool));
+  const int64_t n = x.numel();
+  if (n == 0) return {Y, mask};
+  const PhiloxKey key(draw_seed(generator));
+  const Threshold threshold(ratio);
+  const double scale = 1.0 / (1.0 - ratio);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "dropout", [&] {
+    const scalar_t* xp = x.const_data_ptr<scalar_t>();
+    scalar_t* yp = Y.data_ptr<scalar_t>();
+    bool* mp = mask.data_ptr<bool>();
+    const int64_t blocks = (n + kBlock - 1) / kBlock;
+    at::parallel_for(0, blocks, 8, [&](int64_t b0, int64_t b1) {
+      uint16_t high[kBlock];
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t first = b * kBlock, len = std::min(kBlock, n - first);
+        block_high_halves(key, b, high);
+        if (!apply_mask(xp + first, high, threshold.high, scale, yp + first, mp + first, len)) continue;
+        for (int64_t i = 0; i < len; ++i) {
+          if (high[i] == threshold.high && keep_on_tie(key, first + i, threshold)) {
+            mp[first + i] = true;
+            yp[first + i] = static_cast<scalar_t>(static_cast<at::opmath_type<scalar_t>>(xp[first + i]) * scale);
+          }
+        }
+      }
+    });
+  });
+  return {Y, mask};
+}
+
+// dX = dY * mask / (1 - ratio) in training (a product, so NaN propagates), dY in test mode.
+at::Tensor dropout_gradient_cpu(const at::Tensor& dY, const std::optional<at::Tensor>& mask,
+                                double ratio, bool is_test) {
+  check_dropout_gradient(dY, mask, ratio, is_test);
+  auto dy = dY.contiguous();
+  if (is_test) return dy.clone();
+  auto m = mask->contiguous();
+  auto dX = at::empty(dy.sizes(), dy.options());
+  const double scale = 1.0 / (1.0 - ratio);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dy.scalar_type(), "dropout_gradient", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const acc_t s = static_cast<acc_t>(scale);
+    const scalar_t* gp = dy.const_data_ptr<scalar_t>();
+    const bool* mp = m.const_data_ptr<bool>();
+    scalar_t* dp = dX.data_ptr<scalar_t>();
+    at::parallel_for(0, dy.numel(), 1 << 15, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        dp[i] = static_cast<scalar_t>(static_cast<acc_t>(gp[i]) * (mp[i] ? s : acc_t(0)));
+      }
+    });
+  });
+  return dX;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(caffe2ops, CPU, m) {
+  m.impl("dropout", &dropout_cpu);
+  m.impl("dropout_gradient", &dropout_gradient_cpu);
+}
+
+}  // namespace caffe2ops

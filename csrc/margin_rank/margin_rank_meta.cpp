@@ -1,0 +1,30 @@
+// Meta kernels of the margin-rank family.
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include "margin_rank/margin_rank_checks.h"
+
+namespace caffe2ops {
+namespace {
+
+using T = at::Tensor;
+
+T margin_ranking_criterion_meta(const T& X1, const T& X2, const T& Y, double) {
+  check_margin_ranking("margin_ranking_criterion", X1, X2, Y);
+  return at::empty_symint(X1.sym_sizes(), X1.options());
+}
+
+std::tuple<T, T> margin_ranking_criterion_gradient_meta(const T& X1, const T& X2, const T& Y,
+                                                        const T& dLoss, double) {
+  check_margin_ranking_gradient(X1, X2, Y, dLoss);
+  return {at::empty_symint(X1.sym_sizes(), X1.options()), at::empty_symint(X1.sym_sizes(), X1.options())};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(caffe2ops, Meta, m) {
+  m.impl("margin_ranking_criterion", &margin_ranking_criterion_meta);
+  m.impl("margin_ranking_criterion_gradient", &margin_ranking_criterion_gradient_meta);
+}
+
+}  // namespace caffe2ops

@@ -1,0 +1,22 @@
+#include "sparse_normalize/sparse_normalize_checks.h"
+
+#include "common/checks.h"
+
+namespace caffe2ops {
+
+void check_sparse_normalize(const char* op, const at::Tensor& param, const at::Tensor& indices,
+                            double norm, bool float16_only) {
+  C2_CHECK(norm >= 0, op, "norm should be bigger than 0, got ", norm);
+  check_min_dim(op, "param", param, 1);
+  const auto st = param.scalar_type();
+  if (float16_only) {
+    C2_CHECK(st == at::kHalf, op, "param must be float16 (use sparse_normalize for other dtypes), got ", st);
+  } else {
+    C2_CHECK(st == at::kFloat || st == at::kDouble || st == at::kHalf, op,
+             "param must be float32, float64 or float16, got ", st);
+  }
+  check_index_dtype(op, "indices", indices);
+  check_same_device(op, "param", param, "indices", indices);
+}
+
+}  // namespace caffe2ops

@@ -1,0 +1,55 @@
+// Functionalization of the in-place variants. Their schema returns `Tensor(a!)` (spec 5.1),
+// which torch.compile / AOTAutograd cannot functionalize automatically for a custom op; this
+// kernel rewrites `sparse_normalize_(p, ...)` as `p = sparse_normalize(p, ...)`, the same way
+// ATen's generated kernels treat its own in-place ops.
+#include <ATen/FunctionalTensorWrapper.h>
+#include <ATen/core/LegacyTypeDispatch.h>
+#include <torch/library.h>
+
+#include "common/op_handle.h"
+
+namespace caffe2ops {
+namespace {
+
+namespace fz = at::functionalization::impl;
+using T = at::Tensor;
+using Sig = T(const T&, const T&, const std::optional<T>&, bool, double);
+
+T unwrap(const T& t) {
+  if (!fz::isFunctionalTensor(t)) return t;
+  fz::sync(t);
+  return fz::from_functional_tensor(t);
+}
+
+T& functionalize(const c10::TypedOperatorHandle<Sig>& functional, T& param, const T& indices,
+                 const std::optional<T>& grad, bool use_max_norm, double norm) {
+  TORCH_CHECK(fz::isFunctionalTensor(param), "caffe2ops: in-place sparse normalize under "
+              "functionalization needs a functional param");
+  std::optional<T> grad_;
+  if (grad.has_value() && grad->defined()) grad_ = unwrap(*grad);
+  T out;
+  {
+    at::AutoDispatchSkipFunctionalize guard;
+    out = functional.call(unwrap(param), unwrap(indices), grad_, use_max_norm, norm);
+  }
+  fz::replace_(param, out);
+  fz::commit_update(param);
+  fz::sync(param);
+  return param;
+}
+
+T& sparse_normalize__functionalize(T& p, const T& i, const std::optional<T>& g, bool m, double n) {
+  return functionalize(C2_OP("sparse_normalize", Sig), p, i, g, m, n);
+}
+T& float16_sparse_normalize__functionalize(T& p, const T& i, const std::optional<T>& g, bool m, double n) {
+  return functionalize(C2_OP("float16_sparse_normalize", Sig), p, i, g, m, n);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(caffe2ops, Functionalize, m) {
+  m.impl("sparse_normalize_", &sparse_normalize__functionalize);
+  m.impl("float16_sparse_normalize_", &float16_sparse_normalize__functionalize);
+}
+
+}  // namespace caffe2ops

@@ -1,0 +1,216 @@
+"""Dropout family (spec section 4): semantics, statistics, reproducibility, gradients."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from torch_caffe2ops import nn, ops
+from utils import assert_compile_matches, assert_script_roundtrip, noncontiguous, opcheck, requires_cuda
+
+C2 = torch.ops.caffe2ops
+ALL_FLOATS = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+
+
+def test_spec_example_gradient():
+    mask = torch.tensor([True, False, False, True])
+    assert C2.dropout_gradient(torch.ones(4), mask, 0.5).tolist() == [2, 0, 0, 2]
+    # Y = X * mask / (1 - ratio) for the spec's mask: check the relation on a real draw
+    X = torch.tensor([1., 2, 3, 4])
+    Y, m = C2.dropout(X, 0.5)
+    assert torch.equal(Y, X * m * 2)
+
+
+@pytest.mark.parametrize("ratio", [0.1, 0.3, 0.5, 0.75, 0.9, 0.999])
+def test_kept_fraction_binomial_bound(ratio):
+    n = 1 << 20
+    torch.manual_seed(1234)
+    _, mask = C2.dropout(torch.ones(n), ratio)
+    p = 1 - ratio
+    kept = mask.sum().item()
+    sigma = math.sqrt(n * p * (1 - p))
+    assert abs(kept - n * p) < 5 * sigma, (kept, n * p, sigma)
+
+
+@pytest.mark.parametrize("ratio", [0.2, 0.5, 0.7])
+@pytest.mark.parametrize("dtype", ALL_FLOATS)
+def test_kept_values_exact(ratio, dtype):
+    X = torch.randn(10000).to(dtype)
+    Y, mask = C2.dropout(X, ratio)
+    assert mask.dtype == torch.bool and Y.dtype == dtype and Y.shape == X.shape
+    scale = 1.0 / (1.0 - ratio)
+    # Caffe2's and torch's convention: X times the scale, rounded once in the compute type
+    expected = (X.to(torch.float64 if dtype == torch.float64 else torch.float32) * scale).to(dtype)
+    assert torch.equal(Y[mask], expected[mask])
+    assert (Y[~mask] == 0).all()
+
+
+def test_dropped_nan_stays_nan():
+    X = torch.full((1000,), float("nan"))
+    Y, mask = C2.dropout(X, 0.5)
+    assert torch.isnan(Y).all()  # X * 0 * scale, as Caffe2 and torch compute it
+
+
+def test_same_seed_same_mask_any_thread_count():
+    X = torch.randn(3, 1000, 37)
+    old = torch.get_num_threads()
+    masks = []
+    try:
+        for threads in (1, 2, 1):
+            torch.set_num_threads(threads)
+            torch.manual_seed(7)
+            masks.append(C2.dropout(X, 0.4)[1])
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(masks[0], masks[1]) and torch.equal(masks[0], masks[2])
+    # the generator advances: a second call differs
+    torch.manual_seed(7)
+    a = C2.dropout(X, 0.4)[1]
+    b = C2.dropout(X, 0.4)[1]
+    assert torch.equal(a, masks[0]) and not torch.equal(a, b)
+
+
+def test_generator_argument():
+    X = torch.randn(5000)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(C2.dropout(X, 0.5, generator=g1)[1], C2.dropout(X, 0.5, generator=g2)[1])
+    assert not torch.equal(C2.dropout(X, 0.5, generator=torch.Generator().manual_seed(4))[1], C2.dropout(X, 0.5, generator=g1)[1])
+
+
+def test_mask_independent_of_shape_and_layout():
+    torch.manual_seed(0)
+    a = C2.dropout(torch.randn(6000), 0.5)[1]
+    torch.manual_seed(0)
+    b = C2.dropout(noncontiguous(torch.randn(60, 100)), 0.5)[1]
+    assert torch.equal(a, b.reshape(-1))
+
+
+def test_no_bias_between_positions():
+    # Elements are drawn from different parts of each Philox block; every position class
+    # must keep 1 - ratio of its elements.
+    n = 1 << 20
+    torch.manual_seed(5)
+    mask = C2.dropout(torch.ones(n), 0.5)[1].reshape(-1, 2048).float()
+    for part in (mask[:, :1024], mask[:, 1024:], mask[:, 0::4], mask[:, 3::4]):
+        frac = part.mean().item()
+        assert abs(frac - 0.5) < 5 * math.sqrt(0.25 / part.numel())
+
+
+@pytest.mark.parametrize("shape", [(4,), (2, 3), (1, 5, 2, 3), (0,), (3, 0)])
+def test_is_test_and_ratio_zero(shape):
+    X = torch.randn(*shape)
+    Y, mask = C2.dropout(X, 0.7, is_test=True)
+    assert torch.equal(Y, X) and mask.dtype == torch.bool and mask.all() and mask.shape == X.shape
+    assert Y.data_ptr() != X.data_ptr() or X.numel() == 0
+    Y, mask = C2.dropout(X, 0.0)
+    assert torch.equal(Y, X) and mask.all()
+    assert C2.dropout_gradient(X, None, 0.7, True).equal(X)
+
+
+@pytest.mark.parametrize("ratio", [1.0, -0.1, 1.5])
+def test_ratio_outside_range_rejected(ratio):
+    for is_test in (False, True):
+        with pytest.raises(RuntimeError, match=r"caffe2ops::dropout: ratio must be in \[0, 1\)"):
+            C2.dropout(torch.randn(3), ratio, is_test)
+    with pytest.raises(RuntimeError, match="ratio must be in"):
+        C2.dropout_gradient(torch.randn(3), torch.ones(3, dtype=torch.bool), ratio)
+
+
+def test_gradient_errors_and_values():
+    dY = torch.randn(2, 3, dtype=torch.float64)
+    mask = torch.rand(2, 3) > 0.5
+    assert torch.equal(C2.dropout_gradient(dY, mask, 0.25), dY * mask / 0.75)
+    assert torch.equal(C2.dropout_gradient(dY, mask.reshape(-1), 0.25), dY * mask / 0.75)  # numel is what counts
+    with pytest.raises(RuntimeError, match="mask is required when is_test=False"):
+        C2.dropout_gradient(dY)
+    with pytest.raises(RuntimeError, match="mask must be bool"):
+        C2.dropout_gradient(dY, mask.int(), 0.25)
+    with pytest.raises(RuntimeError, match="mask has 5 elements but dY has 6"):
+        C2.dropout_gradient(dY, torch.ones(5, dtype=torch.bool), 0.25)
+    with pytest.raises(RuntimeError, match="X must be"):
+        C2.dropout(torch.ones(3, dtype=torch.int32))
+
+
+def test_autograd():
+    x = torch.randn(50, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: C2.dropout(x, 0.4, generator=torch.Generator().manual_seed(1))[0], (x,))
+    assert torch.autograd.gradcheck(lambda x: C2.dropout(x, 0.0)[0], (x,))
+    assert torch.autograd.gradcheck(lambda x: C2.dropout(x, 0.6, True)[0], (x,))
+    y, mask = C2.dropout(x, 0.4)
+    assert not mask.requires_grad
+    y.backward(torch.ones_like(y))
+    assert torch.equal(x.grad, mask.double() * (1 / 0.6))
+
+
+def test_nn_dropout_follows_training():
+    m = nn.Dropout(0.5)
+    x = torch.randn(1000)
+    assert not torch.equal(m(x), x)
+    m.eval()
+    assert torch.equal(m(x), x)
+    with pytest.raises(ValueError):
+        nn.Dropout(1.0)
+    with pytest.raises(RuntimeError, match="cudnn_dropout: needs a CUDA tensor"):
+        nn.Dropout(0.5, engine="cudnn")(x)
+
+
+def test_cudnn_ops_raise_clearly_without_cuda():
+    with pytest.raises(RuntimeError, match="caffe2ops::cudnn_dropout: needs a CUDA tensor"):
+        C2.cudnn_dropout(torch.randn(3))
+    with pytest.raises(RuntimeError, match="caffe2ops::cudnn_dropout_gradient: needs a CUDA tensor"):
+        C2.cudnn_dropout_gradient(torch.randn(3), torch.zeros(8, dtype=torch.uint8))
+
+
+@requires_cuda
+def test_cuda_same_seed_same_mask():
+    X = torch.randn(10000, device="cuda")
+    torch.manual_seed(0)
+    a = C2.dropout(X, 0.3)[1]
+    torch.manual_seed(0)
+    b = C2.dropout(X, 0.3)[1]
+    assert torch.equal(a, b)
+    assert abs(a.float().mean().item() - 0.7) < 0.02
+
+
+def test_opcheck():
+    gr = dict(dtype=torch.float64, requires_grad=True)
+    # ratio = 0 makes the output independent of the random stream, so every sub-test applies
+    opcheck("dropout", (torch.randn(5, 3, **gr), 0.0))
+    opcheck("dropout", (torch.randn(5, 3, **gr), 0.3, True))
+    opcheck("dropout_gradient", (torch.randn(5, 3), torch.rand(5, 3) > 0.5, 0.3))
+    opcheck("dropout_gradient", (torch.randn(5, 3), None, 0.3, True))
+    # With ratio > 0 two calls draw different masks, so the AOT-dispatch sub-tests, which
+    # compare two runs of the op, cannot apply to a random op.
+    torch.library.opcheck(C2.dropout.default, (torch.randn(5, 3, **gr), 0.5),
+                          test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+
+
+class DropoutNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x):
+        return self.drop(x) * 2.0
+
+
+@pytest.mark.slow
+def test_torchscript_roundtrip_fresh_process():
+    net = DropoutNet().eval()  # deterministic in eval mode: the fresh process must agree
+    assert_script_roundtrip(net, [torch.randn(4, 5, dtype=torch.float64)])
+
+
+def test_torch_compile_matches_eager_with_same_seed():
+    def f(x):
+        y, mask = C2.dropout(x, 0.3)
+        return y * 2, mask
+
+    x = torch.randn(64, 33)
+    torch._dynamo.reset()
+    compiled = torch.compile(f, fullgraph=True, dynamic=True)
+    torch.manual_seed(11)
+    ey, em = f(x)
+    torch.manual_seed(11)
+    cy, cm = compiled(x)
+    assert torch.equal(em, cm) and torch.equal(ey, cy)
+    assert_compile_matches(lambda x: C2.dropout(x, 0.0)[0] * 3, torch.randn(7, 3))
