@@ -1,0 +1,42 @@
+"""Dropout: ours against torch.native_dropout (forward, train), and forward+backward.
+
+    .venv/bin/python benchmarks/bench_dropout.py [--size small|large|both]
+
+Large = 16M float32 (the issue's target size). Both sides allocate fresh outputs each call;
+for 80 MB of outputs the first-touch page faults are a large share of the time. PyTorch's
+THP_MEM_ALLOC_ENABLE=1 (huge pages for large CPU allocations) removes most of them.
+"""
+import torch
+
+from common import fwd_bwd, parse_args, run
+
+C2 = torch.ops.caffe2ops
+
+
+def dropout(size, device):
+    n = (1 << 16) if size == "small" else (1 << 24)
+    x = torch.randn(n, device=device)
+    nbytes = n * (4 + 4 + 1)  # read X, write Y and the bool mask
+    yield ("dropout train", lambda: C2.dropout(x, 0.5), lambda: torch.native_dropout(x, 0.5, True), nbytes,
+           "torch.native_dropout(x, 0.5, train=True)")
+    yield ("dropout_gradient", lambda: C2.dropout_gradient(x, mask, 0.5),
+           lambda: torch.ops.aten.native_dropout_backward(x, mask, 2.0), n * 9, "aten.native_dropout_backward")
+    xg = x.clone().requires_grad_(True)
+    yield ("dropout fwd+bwd", fwd_bwd(lambda a: C2.dropout(a, 0.5)[0], xg),
+           fwd_bwd(lambda a: torch.nn.functional.dropout(a, 0.5, True), xg), n * 22, "F.dropout + autograd")
+
+
+mask = None
+
+
+def with_mask(size, device):
+    global mask
+    n = (1 << 16) if size == "small" else (1 << 24)
+    mask = torch.rand(n, device=device) > 0.5
+    yield from dropout(size, device)
+
+
+SCENARIOS = {"dropout": with_mask}
+
+if __name__ == "__main__":
+    run("dropout", SCENARIOS, parse_args(__doc__, SCENARIOS))

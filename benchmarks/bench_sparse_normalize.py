@@ -1,0 +1,35 @@
+"""SparseNormalize: sparse_normalize_ on an embedding table against torch.embedding_renorm_.
+
+    .venv/bin/python benchmarks/bench_sparse_normalize.py [--size small|large|both]
+
+Large = a 1M x 64 float32 table with 200k indices drawn with repeats. Both ops work in place
+and only on the listed rows; the table is re-randomised outside the timed region? No: both
+sides run on their own copy repeatedly, which is fine because max-norm is idempotent up to
+rounding and the work per call (norms of every listed row) is the same.
+"""
+import torch
+
+from common import parse_args, run
+
+C2 = torch.ops.caffe2ops
+
+
+def sparse_normalize(size, device):
+    rows, dim, n = (10000, 64, 2000) if size == "small" else (1 << 20, 64, 200000)
+    table = torch.randn(rows, dim, device=device)
+    indices = torch.randint(0, rows, (n,), device=device)
+    ours, native = table.clone(), table.clone()
+    touched = torch.unique(indices).numel() * dim * 4 * 2
+    yield ("sparse_normalize_ max-norm", lambda: C2.sparse_normalize_(ours, indices, None, True, 1.0),
+           lambda: torch.embedding_renorm_(native, indices, 1.0, 2.0), touched,
+           "torch.embedding_renorm_(w, idx, max_norm=1, norm_type=2)")
+    yield ("sparse_normalize (functional)", lambda: C2.sparse_normalize(table, indices, None, True, 1.0),
+           lambda: torch.embedding_renorm_(table.clone(), indices, 1.0, 2.0), table.numel() * 8 + touched,
+           "clone + embedding_renorm_")
+
+
+SCENARIOS = {"sparse_normalize": sparse_normalize}
+
+if __name__ == "__main__":
+    with torch.no_grad():
+        run("sparse normalize", SCENARIOS, parse_args(__doc__, SCENARIOS))
