@@ -109,11 +109,18 @@ def test_nn_module():
     assert nn.MarginRankingCriterion(0.5, "sum")(a, b, y).shape == ()
 
 
-def test_opcheck():
+def opcheck_cases():
     gr = dict(dtype=torch.float64, requires_grad=True)
-    opcheck("margin_ranking_criterion", (torch.randn(6, **gr), torch.randn(6, **gr), torch.tensor([1, -1] * 3), 0.2))
-    opcheck("margin_ranking_criterion", (torch.randn(2, 3, **gr), torch.randn(6, **gr), torch.ones(6, dtype=torch.float64)))
-    opcheck("margin_ranking_criterion_gradient", (torch.randn(6), torch.randn(6), torch.tensor([1, -1] * 3, dtype=torch.int32), torch.randn(6)))
+    return [
+        ("margin_ranking_criterion", (torch.randn(6, **gr), torch.randn(6, **gr), torch.tensor([1, -1] * 3), 0.2)),
+        ("margin_ranking_criterion", (torch.randn(2, 3, **gr), torch.randn(6, **gr), torch.ones(6, dtype=torch.float64))),
+        ("margin_ranking_criterion_gradient", (torch.randn(6), torch.randn(6), torch.tensor([1, -1] * 3, dtype=torch.int32), torch.randn(6))),
+    ]
+
+
+@pytest.mark.parametrize("case", opcheck_cases(), ids=lambda c: c[0])
+def test_opcheck(case):
+    opcheck(*case)
 
 
 class Net(torch.nn.Module):

@@ -140,4 +140,12 @@ TORCH_LIBRARY_IMPL(caffe2ops, CompositeExplicitAutograd, m) {
   m.impl("batch_mat_mul_gradient", &batch_mat_mul_gradient);
 }
 
+#ifdef WITH_CUDA
+// The same kernel, named on the CUDA key so a CUDA build lists a CUDA kernel for every op.
+TORCH_LIBRARY_IMPL(caffe2ops, CUDA, m) {
+  m.impl("batch_mat_mul", &batch_mat_mul);
+  m.impl("batch_mat_mul_gradient", &batch_mat_mul_gradient);
+}
+#endif
+
 }  // namespace caffe2ops

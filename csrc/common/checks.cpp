@@ -2,6 +2,7 @@
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <ATen/ops/nonzero.h>
 
 #include <atomic>
 
@@ -68,27 +69,37 @@ int64_t first_out_of_range(const index_t* idx, int64_t n, int64_t bound) {
 
 }  // namespace
 
+[[noreturn]] void raise_out_of_range(const char* op, const char* arg, int64_t pos, int64_t v,
+                                      int64_t bound, const IndexErrorText& text) {
+  TORCH_CHECK(false, "caffe2ops::", op, ": ", text ? text(pos, v) + "; " : std::string(), arg,
+              " value ", v, " out of range [0, ", bound, ") at position ", pos);
+}
+
 void check_indices_in_range(const char* op, const char* arg, const at::Tensor& indices,
                             int64_t bound, const IndexErrorText& text) {
   check_index_dtype(op, arg, indices);
-  check_cpu(op, arg, indices);
+  if (!indices.device().is_cpu()) {
+    // One reduction on the device (and one sync) for the common, valid case; the offending
+    // position is looked up only on failure.
+    auto flat = indices.reshape({-1});
+    auto bad = flat.lt(0).logical_or_(flat.ge(bound));
+    if (!bad.any().item<bool>()) return;
+    const int64_t pos = bad.nonzero().select(1, 0).min().item<int64_t>();
+    raise_out_of_range(op, arg, pos, flat[pos].item<int64_t>(), bound, text);
+  }
   auto idx = indices.contiguous();
   AT_DISPATCH_INDEX_TYPES(idx.scalar_type(), "check_indices_in_range", [&] {
     const index_t* p = idx.const_data_ptr<index_t>();
     int64_t pos = first_out_of_range(p, idx.numel(), bound);
-    if (pos >= 0) {
-      int64_t v = static_cast<int64_t>(p[pos]);
-      TORCH_CHECK(false, "caffe2ops::", op, ": ", text ? text(pos, v) + "; " : std::string(),
-                  arg, " value ", v, " out of range [0, ", bound, ") at position ", pos);
-    }
+    if (pos >= 0) raise_out_of_range(op, arg, pos, static_cast<int64_t>(p[pos]), bound, text);
   });
 }
 
 std::vector<int64_t> lengths_to_offsets(const char* op, const char* arg, const at::Tensor& lengths) {
   check_index_dtype(op, arg, lengths);
   check_dim(op, arg, lengths, 1);
-  check_cpu(op, arg, lengths);
-  auto len = lengths.contiguous();
+  // Offsets are needed on the host to plan the work; Caffe2 copied lengths there too.
+  auto len = lengths.to(at::kCPU).contiguous();
   std::vector<int64_t> offsets(len.numel() + 1, 0);
   AT_DISPATCH_INDEX_TYPES(len.scalar_type(), "lengths_to_offsets", [&] {
     const index_t* p = len.const_data_ptr<index_t>();

@@ -31,13 +31,13 @@ void check_cpu(const char* op, const char* arg, const at::Tensor& t);
 // Describes an out-of-range index for ops whose Caffe2 message users may already grep for.
 using IndexErrorText = std::function<std::string(int64_t position, int64_t value)>;
 
-// Every element of `indices` (int32/int64, CPU) lies in [0, bound). On failure the error names
-// the first offending position and its value; negative values never wrap.
+// Every element of `indices` (int32/int64, any device) lies in [0, bound). On failure the
+// error names the first offending position and its value; negative values never wrap.
 void check_indices_in_range(const char* op, const char* arg, const at::Tensor& indices,
                             int64_t bound, const IndexErrorText& text = nullptr);
 
-// lengths (int32/int64, 1-D, CPU) -> exclusive prefix sums of size B + 1. Rejects negative
-// lengths, which Caffe2 turned into out-of-bounds writes.
+// lengths (int32/int64, 1-D, any device) -> exclusive prefix sums of size B + 1, on the host.
+// Rejects negative lengths, which Caffe2 turned into out-of-bounds writes.
 std::vector<int64_t> lengths_to_offsets(const char* op, const char* arg, const at::Tensor& lengths);
 
 // -n <= axis < n, negative counts from the end (spec 0.7).

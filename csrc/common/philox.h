@@ -8,16 +8,22 @@
 
 #include "common/vec_math.h"
 
+#ifdef __CUDACC__
+#define C2_HOST_DEVICE __host__ __device__
+#else
+#define C2_HOST_DEVICE
+#endif
+
 namespace caffe2ops {
 
 struct PhiloxKey {
   uint32_t k0, k1;
-  explicit PhiloxKey(uint64_t seed)
+  C2_HOST_DEVICE explicit PhiloxKey(uint64_t seed)
       : k0(static_cast<uint32_t>(seed)), k1(static_cast<uint32_t>(seed >> 32)) {}
 };
 
 // The four 32-bit words of block `counter` (the high counter words are 0).
-C2_ALWAYS_INLINE void philox4x32_10(uint64_t counter, PhiloxKey key, uint32_t out[4]) {
+C2_HOST_DEVICE C2_ALWAYS_INLINE void philox4x32_10(uint64_t counter, PhiloxKey key, uint32_t out[4]) {
   constexpr uint64_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
   constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
   uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32);

@@ -32,6 +32,34 @@ class DropoutFn : public torch::autograd::Function<DropoutFn> {
   }
 };
 
+// cudnn_dropout's backward needs the opaque reserve space (spec 4.3).
+class CudnnDropoutFn : public torch::autograd::Function<CudnnDropoutFn> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const T& X, double ratio, bool is_test,
+                               std::optional<at::Generator> generator) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [Y, reserve] = C2_OP("cudnn_dropout", std::tuple<T, T>(const T&, double, bool, std::optional<at::Generator>))
+                            .call(X, ratio, is_test, generator);
+    ctx->mark_non_differentiable({reserve});
+    ctx->save_for_backward({reserve});
+    ctx->saved_data["ratio"] = ratio;
+    ctx->saved_data["is_test"] = is_test;
+    return {Y, reserve};
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto dX = C2_OP("cudnn_dropout_gradient", T(const T&, const T&, double, bool))
+                  .call(grads[0], ctx->get_saved_variables()[0], ctx->saved_data["ratio"].toDouble(),
+                        ctx->saved_data["is_test"].toBool());
+    return {dX, T(), T(), T()};
+  }
+};
+
+std::tuple<T, T> cudnn_dropout_autograd(const T& X, double ratio, bool is_test,
+                                        std::optional<at::Generator> generator) {
+  auto out = CudnnDropoutFn::apply(X, ratio, is_test, generator);
+  return {out[0], out[1]};
+}
+
 std::tuple<T, T> dropout_autograd(const T& X, double ratio, bool is_test,
                                   std::optional<at::Generator> generator) {
   auto out = DropoutFn::apply(X, ratio, is_test, generator);
@@ -42,7 +70,9 @@ std::tuple<T, T> dropout_autograd(const T& X, double ratio, bool is_test,
 
 TORCH_LIBRARY_IMPL(caffe2ops, Autograd, m) {
   m.impl("dropout", &dropout_autograd);
+  m.impl("cudnn_dropout", &cudnn_dropout_autograd);
   m.impl("dropout_gradient", no_gradient());
+  m.impl("cudnn_dropout_gradient", no_gradient());
 }
 
 }  // namespace caffe2ops

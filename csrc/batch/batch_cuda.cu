@@ -1,0 +1,267 @@
+// CUDA kernels of the batch family. Every index and length is validated before any kernel
+// reads through it (on the device, one reduction; Caffe2's CUDA kernels checked nothing).
+// Gathers and their gradients delegate to ATen's index_select / gather / index_put_, which are
+// at the limit already and keep torch.use_deterministic_algorithms working (accumulating
+// index_put_ is sort-based in deterministic mode). Row-sequential kernels keep Caffe2's
+// last-write-wins order where duplicates matter.
+#include <ATen/ATen.h>
+#include <ATen/ops/bmm.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/full.h>
+#include <ATen/ops/gather.h>
+#include <ATen/ops/index_select.h>
+#include <ATen/ops/repeat_interleave.h>
+#include <ATen/ops/stack.h>
+#include <ATen/ops/where.h>
+#include <ATen/ops/zeros.h>
+#include <ATen/Dispatch.h>
+#include <torch/library.h>
+
+#include "batch/batch_shapes.h"
+#include "common/checks.h"
+#include "common/cuda_launch.cuh"
+
+namespace caffe2ops {
+namespace {
+
+using T = at::Tensor;
+using namespace at::indexing;
+
+T batch_permutation_cuda(const T& X, const T& indices) {
+  batch_permutation_shape(X, indices);
+  check_indices_in_range("batch_permutation", "indices", indices, X.size(0));
+  return X.contiguous().index_select(0, indices);
+}
+
+T batch_permutation_gradient_cuda(const T& indices, const T& dY) {
+  batch_permutation_gradient_check(indices, dY);
+  check_indices_in_range("batch_permutation_gradient", "indices", indices, dY.size(0));
+  return at::zeros_like(dY, at::MemoryFormat::Contiguous).index_put_({indices.to(at::kLong)}, dY, true);
+}
+
+T batch_gather_cuda(const T& data, const T& indices, bool match_outer) {
+  auto shape = batch_gather_shape(data, indices, match_outer);
+  auto sizes = c10::asIntArrayRefUnchecked(shape);
+  const int64_t B = data.size(0), M = data.size(1);
+  if (c10::multiply_integers(sizes) == 0) return at::empty(sizes, data.options());
+  check_indices_in_range("batch_gather", "indices", indices, M, [M](int64_t, int64_t v) {
+    return "INDICES element is out of DATA bounds, id=" + std::to_string(v) + " axis_dim=" + std::to_string(M);
+  });
+  auto d = data.contiguous().reshape({B, M, -1});
+  if (!match_outer) return d.index_select(1, indices.reshape({-1})).reshape(sizes);
+  auto idx = indices.reshape({B, -1, 1}).to(at::kLong);
+  return at::gather(d, 1, idx.expand({B, idx.size(1), d.size(2)})).reshape(sizes);
+}
+
+T batch_gather_gradient_cuda(const T& data, const T& indices, const T& grad, int64_t axis, bool match_outer) {
+  axis = batch_gather_gradient_check(data, indices, grad, axis, match_outer);
+  auto out = at::zeros(data.sizes(), data.options());
+  if (out.numel() == 0) return out;
+  const int64_t M = data.size(axis);
+  check_indices_in_range("batch_gather_gradient", "indices", indices, M);
+  auto sizes = data.sizes();
+  const int64_t P = c10::multiply_integers(sizes.begin(), sizes.begin() + axis);
+  auto out3 = out.view({P, M, -1});
+  auto g3 = grad.contiguous().view({P, -1, out3.size(2)});
+  if (!match_outer) {
+    c10::List<std::optional<T>> idx;
+    idx.push_back(std::nullopt);
+    idx.push_back(indices.reshape({-1}).to(at::kLong));
+    out3.index_put_(idx, g3, true);
+  } else {
+    auto idx = indices.reshape({P, -1}).to(at::kLong);
+    auto rows = at::arange(P, idx.options()).unsqueeze(1).expand_as(idx);
+    out3.index_put_({rows, idx}, g3, true);
+  }
+  return out;
+}
+
+// One thread per row, writes in k order: a repeated column keeps the last value (Caffe2).
+template <typename scalar_t, typename index_t>
+__global__ void sparse_to_dense_rows(const int64_t* offsets, const index_t* indices, const scalar_t* values,
+                                     scalar_t* dense, int64_t B, int64_t D) {
+  C2_GRID_STRIDE(b, B) {
+    for (int64_t k = offsets[b]; k < offsets[b + 1]; ++k) dense[b * D + indices[k]] = values[k];
+  }
+}
+
+// Host offsets (validated lengths) and the range check of indices, as on the CPU.
+T checked_offsets(const char* op, const T& lengths, const T& indices, int64_t D) {
+  auto offsets = lengths_to_offsets(op, "lengths", lengths);
+  C2_CHECK(offsets.back() == indices.numel(), op, "sum of lengths (", offsets.back(),
+           ") must equal the number of indices (", indices.numel(), ")");
+  check_indices_in_range(op, "indices", indices, D, [D](int64_t, int64_t v) {
+    return "An indice (" + std::to_string(v) + ") is larger then last dim of dense (" + std::to_string(D) + ").";
+  });
+  return at::tensor(offsets, at::TensorOptions().dtype(at::kLong)).to(indices.device(), /*non_blocking=*/true);
+}
+
+T batch_sparse_to_dense_cuda(const T& lengths, const T& indices, const T& values,
+                             const std::optional<T>& output_shape_inference, int64_t dense_last_dim,
+                             double default_value) {
+  constexpr const char* op = "batch_sparse_to_dense";
+  auto shape = batch_sparse_to_dense_shape(lengths, indices, values, output_shape_inference, dense_last_dim);
+  const int64_t B = lengths.size(0), D = shape[1].expect_int();
+  auto offsets = checked_offsets(op, lengths, indices, D);
+  auto dense = at::full({B, D}, default_value, values.options());
+  if (B == 0 || D == 0) return dense;
+  auto idx = indices.contiguous();
+  auto val = values.contiguous();
+  c10::cuda::CUDAGuard guard(values.device());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, val.scalar_type(), op, [&] {
+    using scalar = scalar_t;
+    AT_DISPATCH_INDEX_TYPES(idx.scalar_type(), op, [&] {
+      sparse_to_dense_rows<<<grid_for(B), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+          offsets.const_data_ptr<int64_t>(), idx.const_data_ptr<index_t>(), val.const_data_ptr<scalar>(),
+          dense.data_ptr<scalar>(), B, D);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  });
+  return dense;
+}
+
+T batch_dense_to_sparse_cuda(const T& lengths, const T& indices, const T& dense) {
+  constexpr const char* op = "batch_dense_to_sparse";
+  batch_dense_to_sparse_check(lengths, indices, dense);
+  const int64_t B = lengths.size(0), D = dense.size(1);
+  checked_offsets(op, lengths, indices, D);
+  auto rows = at::repeat_interleave(at::arange(B, indices.options().dtype(at::kLong)), lengths.to(at::kLong),
+                                    /*dim=*/0, /*output_size=*/indices.numel());
+  return dense.index({rows, indices.to(at::kLong)}).reshape(indices.sizes());
+}
+
+std::tuple<T, T> batch_moments_cuda(const T& X, c10::string_view order) {
+  auto v = batch_moments_view("batch_moments", X, std::string(order));
+  auto x = X.contiguous().view({v.outer.expect_int(), v.channels.expect_int(), v.inner.expect_int()});
+  // ATen's reductions accumulate float in float and keep the count exact; empty -> NaN.
+  return {x.mean({0, 2}), x.square().mean({0, 2})};
+}
+
+T batch_moments_gradient_cuda(const T& dmu, const T& dvar, const T& X, c10::string_view order) {
+  auto v = batch_moments_view("batch_moments_gradient", X, std::string(order));
+  batch_moments_gradient_check(dmu, dvar, X, v);
+  const int64_t C = v.channels.expect_int();
+  auto x = X.contiguous().view({v.outer.expect_int(), C, v.inner.expect_int()});
+  const double inv = 1.0 / static_cast<double>(v.outer.expect_int() * v.inner.expect_int());
+  return ((dmu.view({1, C, 1}) + 2 * dvar.view({1, C, 1}) * x) * inv).view(X.sizes());
+}
+
+T batch_box_cox_cuda(const T& data, const T& lambda1, const T& lambda2, int64_t) {
+  batch_box_cox_check(data, lambda1, lambda2);
+  if (data.numel() == 0) return at::empty_like(data);
+  const int64_t N = data.size(0);
+  auto x = data.contiguous().view({N, -1});
+  auto l1 = lambda1.reshape({1, -1}), l2 = lambda2.reshape({1, -1});
+  auto t = (x + l2).clamp_min(1e-6);  // clamp_min propagates NaN
+  auto safe = at::where(l1 == 0, at::ones_like(l1), l1);
+  return at::where(l1 == 0, t.log(), (t.pow(safe) - 1) / safe).view(data.sizes());
+}
+
+template <typename scalar_t>
+__global__ void bucketize_kernel(const scalar_t* x, const int64_t* cols, const int64_t* offsets,
+                                 const scalar_t* borders, int32_t* out, int64_t N, int64_t D, int64_t K) {
+  C2_GRID_STRIDE(e, N * K) {
+    const int64_t i = e / K, j = e % K;
+    const scalar_t v = x[i * D + cols[j]];
+    const int64_t len = offsets[j + 1] - offsets[j];
+    int64_t k = 0;
+    while (k < len && !(v <= borders[offsets[j] + k])) ++k;
+    out[e] = static_cast<int32_t>(k);
+  }
+}
+
+T batch_bucketize_cuda(const T& float_features, const T& indices, const T& boundaries, const T& lengths) {
+  constexpr const char* op = "batch_bucketize";
+  batch_bucketize_shape(float_features, indices, boundaries, lengths);
+  const int64_t N = float_features.size(0), D = float_features.size(1), K = indices.numel();
+  auto offsets = lengths_to_offsets(op, "lengths", lengths);
+  C2_CHECK(offsets.back() == boundaries.numel(), op, "sum of lengths (", offsets.back(),
+           ") must equal the number of boundaries (", boundaries.numel(), ")");
+  check_indices_in_range(op, "indices", indices, D);
+  auto out = at::empty({N, K}, float_features.options().dtype(at::kInt));
+  if (N * K == 0) return out;
+  auto x = float_features.contiguous();
+  auto b = boundaries.contiguous();
+  auto cols = indices.to(at::kLong).contiguous();
+  auto offs = at::tensor(offsets, cols.options().device(at::kCPU)).to(x.device());
+  c10::cuda::CUDAGuard guard(x.device());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), op, [&] {
+    bucketize_kernel<<<grid_for(N * K), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+        x.const_data_ptr<scalar_t>(), cols.const_data_ptr<int64_t>(), offs.const_data_ptr<int64_t>(),
+        b.const_data_ptr<scalar_t>(), out.data_ptr<int32_t>(), N, D, K);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return out;
+}
+
+T concat_batch_mat_mul_batch_gather_cuda(const T& indices, at::TensorList inputs) {
+  concat_batch_mat_mul_batch_gather_shape(indices, inputs);
+  const int64_t n = static_cast<int64_t>(inputs.size()), B = inputs[0].size(0);
+  check_indices_in_range("concat_batch_mat_mul_batch_gather", "indices", indices, n * n);
+  std::vector<T> rows;
+  for (const auto& x : inputs) rows.push_back(x.reshape({B, -1}));
+  auto C = at::stack(rows, 1);  // [B, n, E]
+  return at::bmm(C, C.transpose(1, 2)).reshape({B, n * n}).index_select(1, indices.to(at::kLong));
+}
+
+template <typename scalar_t>
+__global__ void bucket_one_hot_kernel(const scalar_t* x, const int64_t* offsets, const scalar_t* borders,
+                                      scalar_t* out, int64_t N, int64_t D, int64_t W) {
+  C2_GRID_STRIDE(e, N * D) {
+    const int64_t i = e / D, j = e % D;
+    const scalar_t v = x[e];
+    const scalar_t* b = borders + offsets[j];
+    const int64_t len = offsets[j + 1] - offsets[j];
+    int64_t lo = 0, hi = len;  // lower_bound: first border >= v
+    while (lo < hi) { const int64_t m = (lo + hi) / 2; if (b[m] < v) lo = m + 1; else hi = m; }
+    int64_t lo2 = lo, hi2 = len;  // upper_bound: first border > v
+    while (lo2 < hi2) { const int64_t m = (lo2 + hi2) / 2; if (!(v < b[m])) lo2 = m + 1; else hi2 = m; }
+    out[i * W + offsets[j] + j + (lo + lo2) / 2] = scalar_t(1);
+  }
+}
+
+T batch_bucket_one_hot_cuda(const T& data, const T& lengths, const T& boundaries) {
+  constexpr const char* op = "batch_bucket_one_hot";
+  auto shape = batch_bucket_one_hot_shape(data, lengths, boundaries);
+  auto offsets = lengths_to_offsets(op, "lengths", lengths.reshape({-1}));
+  const int64_t D = lengths.numel();
+  for (int64_t j = 0; j < D; ++j) {
+    C2_CHECK(offsets[j + 1] > offsets[j], op, "lengths[", j, "] must be > 0, got ", offsets[j + 1] - offsets[j]);
+  }
+  C2_CHECK(offsets.back() == boundaries.numel(), op,
+           "The sum of length should be equal to the length of boundaries: ", offsets.back(), " vs ",
+           boundaries.numel());
+  const int64_t N = data.size(0), W = shape[1].expect_int();
+  auto out = at::zeros({N, W}, data.options());
+  if (N * D == 0) return out;
+  auto x = data.contiguous();
+  auto b = boundaries.contiguous();
+  auto offs = at::tensor(offsets, at::TensorOptions().dtype(at::kLong)).to(x.device());
+  c10::cuda::CUDAGuard guard(x.device());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), op, [&] {
+    bucket_one_hot_kernel<<<grid_for(N * D), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+        x.const_data_ptr<scalar_t>(), offs.const_data_ptr<int64_t>(), b.const_data_ptr<scalar_t>(),
+        out.data_ptr<scalar_t>(), N, D, W);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(caffe2ops, CUDA, m) {
+  m.impl("batch_permutation", &batch_permutation_cuda);
+  m.impl("batch_permutation_gradient", &batch_permutation_gradient_cuda);
+  m.impl("batch_gather", &batch_gather_cuda);
+  m.impl("batch_gather_gradient", &batch_gather_gradient_cuda);
+  m.impl("batch_sparse_to_dense", &batch_sparse_to_dense_cuda);
+  m.impl("batch_dense_to_sparse", &batch_dense_to_sparse_cuda);
+  m.impl("batch_moments", &batch_moments_cuda);
+  m.impl("batch_moments_gradient", &batch_moments_gradient_cuda);
+  m.impl("batch_box_cox", &batch_box_cox_cuda);
+  m.impl("batch_bucketize", &batch_bucketize_cuda);
+  m.impl("concat_batch_mat_mul_batch_gather", &concat_batch_mat_mul_batch_gather_cuda);
+  m.impl("batch_bucket_one_hot", &batch_bucket_one_hot_cuda);
+}
+
+}  // namespace caffe2ops

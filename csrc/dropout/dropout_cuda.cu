@@ -1,0 +1,221 @@
+// Dropout on CUDA (spec 4.1-4.3).
+//
+// dropout: one fused kernel writes Y and the bool mask. Each thread takes groups of four
+// elements and one Philox4x32-10 call per group (the same generator as the CPU kernel,
+// common/philox.h); keep = (32-bit word >= ceil(ratio * 2^32)). Key and counter base come from
+// PyTorch's CUDA generator through PhiloxCudaState, so torch.manual_seed reproduces the mask
+// and CUDA-graph capture stays valid.
+//
+// cudnn_dropout: cuDNN's dropout through ATen's cuDNN handle and descriptors. The RNG state
+// buffer is cached per device (Caffe2 kept it in a scratch blob) and seeded from the PyTorch
+// CUDA generator on first use; it is re-seeded on every call when a generator is passed or
+// deterministic algorithms are on, so that runs reproduce.
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAGeneratorImpl.h>
+#include <ATen/OpMathType.h>
+#include <ATen/cuda/PhiloxUtils.cuh>
+#include <ATen/Dispatch.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <mutex>
+
+#include "common/checks.h"
+#include "common/cuda_launch.cuh"
+#include "common/philox.h"
+#include "dropout/dropout_checks.h"
+
+#ifdef WITH_CUDNN
+#include <ATen/cudnn/Descriptors.h>
+#include <ATen/cudnn/Handle.h>
+#endif
+
+namespace caffe2ops {
+namespace {
+
+using T = at::Tensor;
+
+template <typename scalar_t>
+__global__ void dropout_kernel(const scalar_t* x, scalar_t* y, bool* mask, int64_t n, uint64_t threshold,
+                               float scale, at::PhiloxCudaState philox_args) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const auto seeds = at::cuda::philox::unpack(philox_args);
+  const PhiloxKey key(std::get<0>(seeds));
+  const uint64_t base = std::get<1>(seeds);
+  C2_GRID_STRIDE(g, (n + 3) / 4) {
+    uint32_t w[4];
+    philox4x32_10(base + static_cast<uint64_t>(g), key, w);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int64_t i = 4 * g + j;
+      if (i < n) {
+        const bool keep = static_cast<uint64_t>(w[j]) >= threshold;
+        mask[i] = keep;
+        y[i] = static_cast<scalar_t>(static_cast<acc_t>(x[i]) * (keep ? static_cast<acc_t>(scale) : acc_t(0)));
+      }
+    }
+  }
+}
+
+std::tuple<T, T> dropout_cuda(const T& X, double ratio, bool is_test, std::optional<at::Generator> generator) {
+  check_dropout_input("dropout", X, ratio);
+  auto x = X.contiguous();
+  if (is_test) return {x.clone(), at::ones(x.sizes(), x.options().dtype(at::kBool))};
+  auto Y = at::empty_like(x);
+  auto mask = at::empty(x.sizes(), x.options().dtype(at::kBool));
+  const int64_t n = x.numel();
+  if (n == 0) return {Y, mask};
+  c10::cuda::CUDAGuard guard(x.device());
+  auto* gen = at::get_generator_or_default<at::CUDAGeneratorImpl>(generator, at::cuda::detail::getDefaultCUDAGenerator());
+  at::PhiloxCudaState philox_args;
+  {
+    std::lock_guard<std::mutex> lock(gen->mutex_);
+    const uint64_t groups = static_cast<uint64_t>((n + 3) / 4);
+    philox_args = gen->philox_cuda_state((groups + 3) / 4 * 4);  // counters [offset, offset + groups)
+  }
+  const uint64_t threshold = static_cast<uint64_t>(std::ceil(ratio * 4294967296.0));
+  const float scale = static_cast<float>(1.0 / (1.0 - ratio));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "dropout", [&] {
+    dropout_kernel<<<grid_for((n + 3) / 4), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+        x.const_data_ptr<scalar_t>(), Y.data_ptr<scalar_t>(), mask.data_ptr<bool>(), n, threshold, scale, philox_args);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return {Y, mask};
+}
+
+template <typename scalar_t>
+__global__ void dropout_gradient_kernel(const scalar_t* dy, const bool* mask, scalar_t* dx, int64_t n, float scale) {
+  using acc_t = at::opmath_type<scalar_t>;
+  C2_GRID_STRIDE(i, n) {
+    dx[i] = static_cast<scalar_t>(static_cast<acc_t>(dy[i]) * (mask[i] ? static_cast<acc_t>(scale) : acc_t(0)));
+  }
+}
+
+T dropout_gradient_cuda(const T& dY, const std::optional<T>& mask, double ratio, bool is_test) {
+  check_dropout_gradient(dY, mask, ratio, is_test);
+  auto dy = dY.contiguous();
+  if (is_test) return dy.clone();
+  auto m = mask->contiguous();
+  auto dX = at::empty_like(dy);
+  const int64_t n = dy.numel();
+  if (n == 0) return dX;
+  c10::cuda::CUDAGuard guard(dy.device());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dy.scalar_type(), "dropout_gradient", [&] {
+    dropout_gradient_kernel<<<grid_for(n), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+        dy.const_data_ptr<scalar_t>(), m.const_data_ptr<bool>(), dX.data_ptr<scalar_t>(), n,
+        static_cast<float>(1.0 / (1.0 - ratio)));
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return dX;
+}
+
+#ifdef WITH_CUDNN
+
+cudnnDataType_t cudnn_type(const T& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return CUDNN_DATA_FLOAT;
+    case at::kHalf: return CUDNN_DATA_HALF;
+    case at::kDouble: return CUDNN_DATA_DOUBLE;
+    default: TORCH_CHECK(false, "caffe2ops::cudnn_dropout: X must be float32, float64 or float16, got ", t.scalar_type());
+  }
+}
+
+// cuDNN describes X as a 4-D (numel, 1, 1, 1) tensor, as Caffe2 did.
+void describe(at::native::TensorDescriptor& desc, const T& t) {
+  const char* op = "cudnn_dropout";
+  C2_CHECK(t.numel() <= std::numeric_limits<int>::max(), op, "at most 2^31 - 1 elements, got ", t.numel());
+  desc.set(cudnn_type(t), {t.numel(), 1, 1, 1}, {1, 1, 1, 1}, 0);
+}
+
+// The per-device cuDNN dropout state, shared by the forward and backward ops.
+T cudnn_states(cudnnHandle_t handle, const T& like, double ratio, const std::optional<at::Generator>& generator,
+               bool reseed) {
+  static std::mutex mutex;
+  static std::vector<T> states(c10::cuda::device_count());
+  std::lock_guard<std::mutex> lock(mutex);
+  T& state = states.at(like.device().index());
+  if (!state.defined() || reseed) {
+    auto* gen = at::get_generator_or_default<at::CUDAGeneratorImpl>(generator, at::cuda::detail::getDefaultCUDAGenerator());
+    uint64_t seed;
+    {
+      std::lock_guard<std::mutex> gen_lock(gen->mutex_);
+      seed = gen->current_seed() ^ (gen->philox_offset_per_thread() * 0x9E3779B97F4A7C15ull);
+      gen->philox_cuda_state(4);  // advance, so the next seeding differs
+    }
+    at::native::DropoutDescriptor d;
+    d.initialize_rng(handle, static_cast<float>(ratio), static_cast<long long>(seed), like.options().dtype(at::kByte));
+    state = d.state;
+  }
+  return state;
+}
+
+std::tuple<T, T> cudnn_dropout_cuda(const T& X, double ratio, bool is_test, std::optional<at::Generator> generator) {
+  constexpr const char* op = "cudnn_dropout";
+  check_dropout_input(op, X, ratio);
+  C2_CHECK(X.scalar_type() != at::kBFloat16, op, "X must be float32, float64 or float16 for cuDNN");
+  auto x = X.contiguous();
+  if (is_test) return {x.clone(), at::empty({0}, x.options().dtype(at::kByte))};
+  c10::cuda::CUDAGuard guard(x.device());
+  auto handle = at::native::getCudnnHandle();
+  AT_CUDNN_CHECK(cudnnSetStream(handle, at::cuda::getCurrentCUDAStream()));
+  at::native::TensorDescriptor desc;
+  describe(desc, x);
+  at::native::DropoutDescriptor dropout;
+  if (ratio > 0) {
+    const bool reseed = generator.has_value() || at::globalContext().deterministicAlgorithms();
+    dropout.set(handle, static_cast<float>(ratio), cudnn_states(handle, x, ratio, generator, reseed));
+  } else {
+    dropout.set_no_dropout(handle);
+  }
+  size_t reserve_bytes = 0;
+  AT_CUDNN_CHECK(cudnnDropoutGetReserveSpaceSize(desc.desc(), &reserve_bytes));
+  auto reserve = at::empty({static_cast<int64_t>(reserve_bytes)}, x.options().dtype(at::kByte));
+  auto Y = at::empty_like(x);
+  AT_CUDNN_CHECK(cudnnDropoutForward(handle, dropout.desc(), desc.desc(), x.const_data_ptr(), desc.desc(),
+                                     Y.data_ptr(), reserve.data_ptr(), reserve_bytes));
+  return {Y, reserve};
+}
+
+T cudnn_dropout_gradient_cuda(const T& dY, const T& reserve_space, double ratio, bool is_test) {
+  constexpr const char* op = "cudnn_dropout_gradient";
+  check_dropout_input(op, dY, ratio);
+  auto dy = dY.contiguous();
+  if (is_test) return dy.clone();  // [PORT] Caffe2 crashed here
+  C2_CHECK(reserve_space.scalar_type() == at::kByte && reserve_space.dim() == 1, op,
+           "reserve_space must be the 1-D uint8 tensor cudnn_dropout returned");
+  check_same_device(op, "dY", dY, "reserve_space", reserve_space);
+  c10::cuda::CUDAGuard guard(dy.device());
+  auto handle = at::native::getCudnnHandle();
+  AT_CUDNN_CHECK(cudnnSetStream(handle, at::cuda::getCurrentCUDAStream()));
+  at::native::TensorDescriptor desc;
+  describe(desc, dy);
+  size_t reserve_bytes = 0;
+  AT_CUDNN_CHECK(cudnnDropoutGetReserveSpaceSize(desc.desc(), &reserve_bytes));
+  C2_CHECK(static_cast<int64_t>(reserve_bytes) == reserve_space.numel(), op, "reserve_space has ",
+           reserve_space.numel(), " bytes but dY needs ", reserve_bytes, " (was it made for a dY of this size?)");
+  at::native::DropoutDescriptor dropout;
+  if (ratio > 0) {
+    dropout.set(handle, static_cast<float>(ratio), cudnn_states(handle, dy, ratio, std::nullopt, false));
+  } else {
+    dropout.set_no_dropout(handle);
+  }
+  auto dX = at::empty_like(dy);
+  AT_CUDNN_CHECK(cudnnDropoutBackward(handle, dropout.desc(), desc.desc(), dy.const_data_ptr(), desc.desc(),
+                                      dX.data_ptr(), reserve_space.data_ptr(), reserve_bytes));
+  return dX;
+}
+
+#endif  // WITH_CUDNN
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(caffe2ops, CUDA, m) {
+  m.impl("dropout", &dropout_cuda);
+  m.impl("dropout_gradient", &dropout_gradient_cuda);
+#ifdef WITH_CUDNN
+  m.impl("cudnn_dropout", &cudnn_dropout_cuda);
+  m.impl("cudnn_dropout_gradient", &cudnn_dropout_gradient_cuda);
+#endif
+}
+
+}  // namespace caffe2ops

@@ -1,0 +1,70 @@
+// SparseNormalize on CUDA (Caffe2 ran its CPU kernel through a GPU fallback). The distinct
+// listed rows are gathered, their norms taken in float32 (float64 for float64 rows), scaled,
+// and written back with index_copy_: rows are unique, so no write races and no atomics.
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include "common/checks.h"
+#include "sparse_normalize/sparse_normalize_checks.h"
+
+namespace caffe2ops {
+namespace {
+
+using T = at::Tensor;
+using OptT = std::optional<T>;
+
+void normalize_in_place(const char* op, T& param, const T& indices, bool use_max_norm, double norm) {
+  const int64_t R = param.size(0);
+  check_indices_in_range(op, "indices", indices, R);
+  if (indices.numel() == 0 || param.numel() == 0) return;
+  auto rows = std::get<0>(at::_unique(indices.reshape({-1}).to(at::kLong), /*sorted=*/false));
+  auto acc = param.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  auto sub = param.reshape({R, -1}).index_select(0, rows).to(acc);
+  auto n = sub.norm(2, {1}, /*keepdim=*/true);
+  auto scale = norm / (n + 1e-12);
+  if (use_max_norm) scale = at::where(n <= norm, at::ones_like(scale), scale);  // NaN rows rescale
+  param.view({R, -1}).index_copy_(0, rows, (sub * scale).to(param.scalar_type()));
+}
+
+T functional(const char* op, const T& param, const T& indices, bool m, double n, bool f16) {
+  check_sparse_normalize(op, param, indices, n, f16);
+  auto out = param.clone(at::MemoryFormat::Contiguous);
+  normalize_in_place(op, out, indices, m, n);
+  return out;
+}
+
+T& in_place(const char* op, T& param, const T& indices, bool m, double n, bool f16) {
+  check_sparse_normalize(op, param, indices, n, f16);
+  if (param.is_contiguous()) {
+    normalize_in_place(op, param, indices, m, n);
+  } else {
+    auto tmp = param.contiguous();
+    normalize_in_place(op, tmp, indices, m, n);
+    param.copy_(tmp);
+  }
+  return param;
+}
+
+T sparse_normalize_cuda(const T& p, const T& i, const OptT&, bool m, double n) {
+  return functional("sparse_normalize", p, i, m, n, false);
+}
+T& sparse_normalize__cuda(T& p, const T& i, const OptT&, bool m, double n) {
+  return in_place("sparse_normalize_", p, i, m, n, false);
+}
+T float16_sparse_normalize_cuda(const T& p, const T& i, const OptT&, bool m, double n) {
+  return functional("float16_sparse_normalize", p, i, m, n, true);
+}
+T& float16_sparse_normalize__cuda(T& p, const T& i, const OptT&, bool m, double n) {
+  return in_place("float16_sparse_normalize_", p, i, m, n, true);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(caffe2ops, CUDA, m) {
+  m.impl("sparse_normalize", &sparse_normalize_cuda);
+  m.impl("sparse_normalize_", &sparse_normalize__cuda);
+  m.impl("float16_sparse_normalize", &float16_sparse_normalize_cuda);
+  m.impl("float16_sparse_normalize_", &float16_sparse_normalize__cuda);
+}
+
+}  // namespace caffe2ops
