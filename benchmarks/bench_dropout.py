@@ -21,6 +21,9 @@ def dropout(size, device):
            "torch.native_dropout(x, 0.5, train=True)")
     yield ("dropout_gradient", lambda: C2.dropout_gradient(x, mask, 0.5),
            lambda: torch.ops.aten.native_dropout_backward(x, mask, 2.0), n * 9, "aten.native_dropout_backward")
+    if device == "cuda" and torch.backends.cudnn.is_available():
+        yield ("cudnn_dropout train", lambda: C2.cudnn_dropout(x, 0.5), lambda: torch.native_dropout(x, 0.5, True),
+               n * 8, "torch.native_dropout (cudnn_dropout's mask is an opaque reserve space)")
     xg = x.clone().requires_grad_(True)
     yield ("dropout fwd+bwd", fwd_bwd(lambda a: C2.dropout(a, 0.5)[0], xg),
            fwd_bwd(lambda a: torch.nn.functional.dropout(a, 0.5, True), xg), n * 22, "F.dropout + autograd")

@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/bench_sparse_normalize.py [--size small|large|both]
 
 Large = a 1M x 64 float32 table with 200k indices drawn with repeats. Both ops work in place
-and only on the listed rows; the table is re-randomised outside the timed region? No: both
-sides run on their own copy repeatedly, which is fine because max-norm is idempotent up to
-rounding and the work per call (norms of every listed row) is the same.
+and only on the listed rows. Each side runs repeatedly on its own copy of the table: after
+the first call the rows are already within the norm, but the work per call (the norm of every
+listed row) is the same, and the first-call rescaling is a few percent of it.
 """
 import torch
 
