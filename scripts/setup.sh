@@ -9,8 +9,15 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-# Release flags (-O3, no debug info); MAX_JOBS bounds the parallel compile.
-MAX_JOBS=${MAX_JOBS:-$(nproc)} .venv/bin/python setup.py --quiet build_ext --inplace
+# Release flags (-O3, no debug info); MAX_JOBS bounds the parallel compile. The compiler's
+# command lines go to build/build.log; on failure its end is shown.
+mkdir -p build
+if ! MAX_JOBS=${MAX_JOBS:-$(nproc)} .venv/bin/python setup.py build_ext --inplace > build/build.log 2>&1; then
+  grep -E "error|Error" build/build.log | head -n 40
+  tail -n 20 build/build.log
+  echo "build FAILED (full log: build/build.log)"
+  exit 1
+fi
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 pwd > "$site/torch_caffe2ops-checkout.pth"
 .venv/bin/python -c 'import torch_caffe2ops as m; print("torch_caffe2ops", m.__version__, "built against torch", m.TORCH_VERSION)'

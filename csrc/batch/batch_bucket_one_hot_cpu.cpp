@@ -18,15 +18,8 @@ at::Tensor batch_bucket_one_hot_cpu(const at::Tensor& data, const at::Tensor& le
                                     const at::Tensor& boundaries) {
   constexpr const char* op = "batch_bucket_one_hot";
   auto shape = batch_bucket_one_hot_shape(data, lengths, boundaries);
-  auto offsets = lengths_to_offsets(op, "lengths", lengths.reshape({-1}));
+  auto offsets = batch_bucket_one_hot_offsets(lengths, boundaries);
   const int64_t D = lengths.numel();
-  for (int64_t j = 0; j < D; ++j) {
-    C2_CHECK(offsets[j + 1] > offsets[j], op, "lengths[", j, "] must be > 0, got ",
-             offsets[j + 1] - offsets[j]);
-  }
-  C2_CHECK(offsets.back() == boundaries.numel(), op,
-           "The sum of length should be equal to the length of boundaries: ", offsets.back(),
-           " vs ", boundaries.numel());
   auto x = data.contiguous();
   auto b = boundaries.contiguous();
   const int64_t N = x.size(0), W = shape[1].expect_int();

@@ -17,10 +17,7 @@ at::Tensor batch_bucketize_cpu(const at::Tensor& float_features, const at::Tenso
   constexpr const char* op = "batch_bucketize";
   batch_bucketize_shape(float_features, indices, boundaries, lengths);
   const int64_t N = float_features.size(0), D = float_features.size(1), K = indices.numel();
-  auto offsets = lengths_to_offsets(op, "lengths", lengths);
-  C2_CHECK(offsets.back() == boundaries.numel(), op, "sum of lengths (", offsets.back(),
-           ") must equal the number of boundaries (", boundaries.numel(), ")");
-  check_indices_in_range(op, "indices", indices, D);
+  auto offsets = batch_bucketize_offsets(float_features, indices, boundaries, lengths);
   auto x = float_features.contiguous();
   auto b = boundaries.contiguous();
   auto cols = indices.to(at::kLong).contiguous();

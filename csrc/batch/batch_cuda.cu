@@ -44,9 +44,7 @@ T batch_gather_cuda(const T& data, const T& indices, bool match_outer) {
   auto sizes = c10::asIntArrayRefUnchecked(shape);
   const int64_t B = data.size(0), M = data.size(1);
   if (c10::multiply_integers(sizes) == 0) return at::empty(sizes, data.options());
-  check_indices_in_range("batch_gather", "indices", indices, M, [M](int64_t, int64_t v) {
-    return "INDICES element is out of DATA bounds, id=" + std::to_string(v) + " axis_dim=" + std::to_string(M);
-  });
+  check_indices_in_range("batch_gather", "indices", indices, M, batch_gather_bounds_text(M));
   auto d = data.contiguous().reshape({B, M, -1});
   if (!match_outer) return d.index_select(1, indices.reshape({-1})).reshape(sizes);
   auto idx = indices.reshape({B, -1, 1}).to(at::kLong);
@@ -58,7 +56,7 @@ T batch_gather_gradient_cuda(const T& data, const T& indices, const T& grad, int
   auto out = at::zeros(data.sizes(), data.options());
   if (out.numel() == 0) return out;
   const int64_t M = data.size(axis);
-  check_indices_in_range("batch_gather_gradient", "indices", indices, M);
+  check_indices_in_range("batch_gather_gradient", "indices", indices, M, batch_gather_bounds_text(M));
   auto sizes = data.sizes();
   const int64_t P = c10::multiply_integers(sizes.begin(), sizes.begin() + axis);
   auto out3 = out.view({P, M, -1});
@@ -85,15 +83,9 @@ __global__ void sparse_to_dense_rows(const int64_t* offsets, const index_t* indi
   }
 }
 
-// Host offsets (validated lengths) and the range check of indices, as on the CPU.
-T checked_offsets(const char* op, const T& lengths, const T& indices, int64_t D) {
-  auto offsets = lengths_to_offsets(op, "lengths", lengths);
-  C2_CHECK(offsets.back() == indices.numel(), op, "sum of lengths (", offsets.back(),
-           ") must equal the number of indices (", indices.numel(), ")");
-  check_indices_in_range(op, "indices", indices, D, [D](int64_t, int64_t v) {
-    return "An indice (" + std::to_string(v) + ") is larger then last dim of dense (" + std::to_string(D) + ").";
-  });
-  return at::tensor(offsets, at::TensorOptions().dtype(at::kLong)).to(indices.device(), /*non_blocking=*/true);
+// The validated row offsets, copied to the device.
+T device_offsets(const std::vector<int64_t>& offsets, const T& like) {
+  return at::tensor(offsets, at::TensorOptions().dtype(at::kLong)).to(like.device());
 }
 
 T batch_sparse_to_dense_cuda(const T& lengths, const T& indices, const T& values,
@@ -102,7 +94,7 @@ T batch_sparse_to_dense_cuda(const T& lengths, const T& indices, const T& values
   constexpr const char* op = "batch_sparse_to_dense";
   auto shape = batch_sparse_to_dense_shape(lengths, indices, values, output_shape_inference, dense_last_dim);
   const int64_t B = lengths.size(0), D = shape[1].expect_int();
-  auto offsets = checked_offsets(op, lengths, indices, D);
+  auto offsets = device_offsets(sparse_layout_offsets(op, lengths, indices, D), values);
   auto dense = at::full({B, D}, default_value, values.options());
   if (B == 0 || D == 0) return dense;
   auto idx = indices.contiguous();
@@ -124,7 +116,7 @@ T batch_dense_to_sparse_cuda(const T& lengths, const T& indices, const T& dense)
   constexpr const char* op = "batch_dense_to_sparse";
   batch_dense_to_sparse_check(lengths, indices, dense);
   const int64_t B = lengths.size(0), D = dense.size(1);
-  checked_offsets(op, lengths, indices, D);
+  sparse_layout_offsets(op, lengths, indices, D);
   auto rows = at::repeat_interleave(at::arange(B, indices.options().dtype(at::kLong)), lengths.to(at::kLong),
                                     /*dim=*/0, /*output_size=*/indices.numel());
   return dense.index({rows, indices.to(at::kLong)}).reshape(indices.sizes());
@@ -174,16 +166,12 @@ T batch_bucketize_cuda(const T& float_features, const T& indices, const T& bound
   constexpr const char* op = "batch_bucketize";
   batch_bucketize_shape(float_features, indices, boundaries, lengths);
   const int64_t N = float_features.size(0), D = float_features.size(1), K = indices.numel();
-  auto offsets = lengths_to_offsets(op, "lengths", lengths);
-  C2_CHECK(offsets.back() == boundaries.numel(), op, "sum of lengths (", offsets.back(),
-           ") must equal the number of boundaries (", boundaries.numel(), ")");
-  check_indices_in_range(op, "indices", indices, D);
+  auto offs = device_offsets(batch_bucketize_offsets(float_features, indices, boundaries, lengths), float_features);
   auto out = at::empty({N, K}, float_features.options().dtype(at::kInt));
   if (N * K == 0) return out;
   auto x = float_features.contiguous();
   auto b = boundaries.contiguous();
   auto cols = indices.to(at::kLong).contiguous();
-  auto offs = at::tensor(offsets, cols.options().device(at::kCPU)).to(x.device());
   c10::cuda::CUDAGuard guard(x.device());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), op, [&] {
     bucketize_kernel<<<grid_for(N * K), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
@@ -223,20 +211,13 @@ __global__ void bucket_one_hot_kernel(const scalar_t* x, const int64_t* offsets,
 T batch_bucket_one_hot_cuda(const T& data, const T& lengths, const T& boundaries) {
   constexpr const char* op = "batch_bucket_one_hot";
   auto shape = batch_bucket_one_hot_shape(data, lengths, boundaries);
-  auto offsets = lengths_to_offsets(op, "lengths", lengths.reshape({-1}));
+  auto offs = device_offsets(batch_bucket_one_hot_offsets(lengths, boundaries), data);
   const int64_t D = lengths.numel();
-  for (int64_t j = 0; j < D; ++j) {
-    C2_CHECK(offsets[j + 1] > offsets[j], op, "lengths[", j, "] must be > 0, got ", offsets[j + 1] - offsets[j]);
-  }
-  C2_CHECK(offsets.back() == boundaries.numel(), op,
-           "The sum of length should be equal to the length of boundaries: ", offsets.back(), " vs ",
-           boundaries.numel());
   const int64_t N = data.size(0), W = shape[1].expect_int();
   auto out = at::zeros({N, W}, data.options());
   if (N * D == 0) return out;
   auto x = data.contiguous();
   auto b = boundaries.contiguous();
-  auto offs = at::tensor(offsets, at::TensorOptions().dtype(at::kLong)).to(x.device());
   c10::cuda::CUDAGuard guard(x.device());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), op, [&] {
     bucket_one_hot_kernel<<<grid_for(N * D), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(

@@ -13,20 +13,13 @@
 namespace caffe2ops {
 namespace {
 
-IndexErrorText caffe2_bounds_text(int64_t axis_dim) {
-  return [axis_dim](int64_t, int64_t v) {
-    return "INDICES element is out of DATA bounds, id=" + std::to_string(v) +
-           " axis_dim=" + std::to_string(axis_dim);
-  };
-}
-
 at::Tensor batch_gather_cpu(const at::Tensor& data, const at::Tensor& indices, bool match_outer) {
   auto shape = batch_gather_shape(data, indices, match_outer);
   auto out = at::empty(c10::asIntArrayRefUnchecked(shape), data.options());
   // Caffe2 returns before looking at any index when there is nothing to write.
   if (out.numel() == 0) return out;
   const int64_t B = data.size(0), M = data.size(1);
-  check_indices_in_range("batch_gather", "indices", indices, M, caffe2_bounds_text(M));
+  check_indices_in_range("batch_gather", "indices", indices, M, batch_gather_bounds_text(M));
   auto d = data.contiguous();
   auto idx = indices.contiguous();
   const int64_t L = match_outer ? idx.numel() / B : idx.numel();
@@ -44,7 +37,7 @@ at::Tensor batch_gather_gradient_cpu(const at::Tensor& data, const at::Tensor& i
   auto out = at::empty(data.sizes(), data.options());  // scatter_add_blocks zero-fills it
   if (out.numel() == 0) return out;
   const int64_t M = data.size(axis);
-  check_indices_in_range("batch_gather_gradient", "indices", indices, M, caffe2_bounds_text(M));
+  check_indices_in_range("batch_gather_gradient", "indices", indices, M, batch_gather_bounds_text(M));
   auto g = grad.contiguous();
   auto idx = indices.contiguous();
   auto sizes = data.sizes();

@@ -227,4 +227,46 @@ SymShape batch_bucket_one_hot_shape(const at::Tensor& data, const at::Tensor& le
   return SymShape{data.sym_size(0), boundaries.sym_numel() + D};
 }
 
+IndexErrorText batch_gather_bounds_text(int64_t axis_dim) {
+  return [axis_dim](int64_t, int64_t v) {
+    return "INDICES element is out of DATA bounds, id=" + std::to_string(v) +
+           " axis_dim=" + std::to_string(axis_dim);
+  };
+}
+
+std::vector<int64_t> sparse_layout_offsets(const char* op, const at::Tensor& lengths,
+                                           const at::Tensor& indices, int64_t D) {
+  auto offsets = lengths_to_offsets(op, "lengths", lengths);
+  C2_CHECK(offsets.back() == indices.numel(), op, "sum of lengths (", offsets.back(),
+           ") must equal the number of indices (", indices.numel(), ")");
+  check_indices_in_range(op, "indices", indices, D, [D](int64_t, int64_t v) {
+    return "An indice (" + std::to_string(v) + ") is larger then last dim of dense (" +
+           std::to_string(D) + ").";
+  });
+  return offsets;
+}
+
+std::vector<int64_t> batch_bucketize_offsets(const at::Tensor& float_features, const at::Tensor& indices,
+                                             const at::Tensor& boundaries, const at::Tensor& lengths) {
+  constexpr const char* op = "batch_bucketize";
+  auto offsets = lengths_to_offsets(op, "lengths", lengths);
+  C2_CHECK(offsets.back() == boundaries.numel(), op, "sum of lengths (", offsets.back(),
+           ") must equal the number of boundaries (", boundaries.numel(), ")");
+  check_indices_in_range(op, "indices", indices, float_features.size(1));
+  return offsets;
+}
+
+std::vector<int64_t> batch_bucket_one_hot_offsets(const at::Tensor& lengths, const at::Tensor& boundaries) {
+  constexpr const char* op = "batch_bucket_one_hot";
+  auto offsets = lengths_to_offsets(op, "lengths", lengths.reshape({-1}));
+  for (size_t j = 0; j + 1 < offsets.size(); ++j) {
+    C2_CHECK(offsets[j + 1] > offsets[j], op, "lengths[", j, "] must be > 0, got ",
+             offsets[j + 1] - offsets[j]);
+  }
+  C2_CHECK(offsets.back() == boundaries.numel(), op,
+           "The sum of length should be equal to the length of boundaries: ", offsets.back(),
+           " vs ", boundaries.numel());
+  return offsets;
+}
+
 }  // namespace caffe2ops

@@ -9,6 +9,9 @@
 
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "common/checks.h"
 
 namespace caffe2ops {
 
@@ -45,5 +48,20 @@ SymShape concat_batch_mat_mul_batch_gather_shape(const at::Tensor& indices,
                                                  at::TensorList inputs);
 SymShape batch_bucket_one_hot_shape(const at::Tensor& data, const at::Tensor& lengths,
                                     const at::Tensor& boundaries);
+
+// Checks that read tensor values (any device; lengths are read on the host). Each returns
+// what the kernels need: the host row offsets of a lengths tensor.
+
+// BatchGather's Caffe2 wording for an index outside [0, axis_dim).
+IndexErrorText batch_gather_bounds_text(int64_t axis_dim);
+// (lengths, indices) pairs of BatchSparseToDense / BatchDenseToSparse: lengths >= 0 summing to
+// len(indices), 0 <= indices < D.
+std::vector<int64_t> sparse_layout_offsets(const char* op, const at::Tensor& lengths,
+                                           const at::Tensor& indices, int64_t D);
+// BatchBucketize: lengths >= 0 summing to len(boundaries), 0 <= indices < D.
+std::vector<int64_t> batch_bucketize_offsets(const at::Tensor& float_features, const at::Tensor& indices,
+                                             const at::Tensor& boundaries, const at::Tensor& lengths);
+// BatchBucketOneHot: every length > 0, summing to len(boundaries).
+std::vector<int64_t> batch_bucket_one_hot_offsets(const at::Tensor& lengths, const at::Tensor& boundaries);
 
 }  // namespace caffe2ops

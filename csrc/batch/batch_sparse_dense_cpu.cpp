@@ -12,20 +12,6 @@
 namespace caffe2ops {
 namespace {
 
-// The data-dependent checks both ops share: lengths >= 0 summing to len(indices), and
-// 0 <= indices < D. Returns the row offsets.
-std::vector<int64_t> check_sparse_layout(const char* op, const at::Tensor& lengths,
-                                         const at::Tensor& indices, int64_t D) {
-  auto offsets = lengths_to_offsets(op, "lengths", lengths);
-  C2_CHECK(offsets.back() == indices.numel(), op, "sum of lengths (", offsets.back(),
-           ") must equal the number of indices (", indices.numel(), ")");
-  check_indices_in_range(op, "indices", indices, D, [D](int64_t, int64_t v) {
-    return "An indice (" + std::to_string(v) + ") is larger then last dim of dense (" +
-           std::to_string(D) + ").";
-  });
-  return offsets;
-}
-
 at::Tensor batch_sparse_to_dense_cpu(const at::Tensor& lengths, const at::Tensor& indices,
                                      const at::Tensor& values,
                                      const std::optional<at::Tensor>& output_shape_inference,
@@ -34,7 +20,7 @@ at::Tensor batch_sparse_to_dense_cpu(const at::Tensor& lengths, const at::Tensor
   auto shape = batch_sparse_to_dense_shape(lengths, indices, values, output_shape_inference,
                                            dense_last_dim);
   const int64_t B = lengths.size(0), D = shape[1].expect_int();
-  auto offsets = check_sparse_layout(op, lengths, indices, D);
+  auto offsets = sparse_layout_offsets(op, lengths, indices, D);
   auto idx = indices.contiguous();
   auto val = values.contiguous();
   auto dense = at::empty({B, D}, val.options());
@@ -64,7 +50,7 @@ at::Tensor batch_dense_to_sparse_cpu(const at::Tensor& lengths, const at::Tensor
   constexpr const char* op = "batch_dense_to_sparse";
   batch_dense_to_sparse_check(lengths, indices, dense);
   const int64_t B = lengths.size(0), D = dense.size(1);
-  auto offsets = check_sparse_layout(op, lengths, indices, D);
+  auto offsets = sparse_layout_offsets(op, lengths, indices, D);
   auto idx = indices.contiguous();
   auto d = dense.contiguous();
   auto values = at::empty(idx.sizes(), d.options());

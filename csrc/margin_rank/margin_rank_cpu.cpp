@@ -67,19 +67,6 @@ void grad_kernel(const scalar_t* x1, const scalar_t* x2, const label_t* y, const
   }
 }
 
-// Dispatches on the value dtype and then on the label dtype (int32, int64 or the value dtype).
-template <typename F>
-void dispatch_values_labels(const at::Tensor& X1, const at::Tensor& Y, F&& f) {
-  AT_DISPATCH_FLOATING_TYPES(X1.scalar_type(), "margin_ranking_criterion", [&] {
-    using value_t = scalar_t;
-    switch (Y.scalar_type()) {
-      case at::kInt: f(value_t{}, int32_t{}); break;
-      case at::kLong: f(value_t{}, int64_t{}); break;
-      default: f(value_t{}, value_t{}); break;
-    }
-  });
-}
-
 at::Tensor margin_ranking_criterion_cpu(const at::Tensor& X1, const at::Tensor& X2,
                                         const at::Tensor& Y, double margin) {
   constexpr const char* op = "margin_ranking_criterion";

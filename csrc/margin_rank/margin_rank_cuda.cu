@@ -32,18 +32,6 @@ __global__ void grad_kernel(const scalar_t* x1, const scalar_t* x2, const label_
   }
 }
 
-template <typename F>
-void dispatch_values_labels(const T& X1, const T& Y, F&& f) {
-  AT_DISPATCH_FLOATING_TYPES(X1.scalar_type(), "margin_ranking_criterion", [&] {
-    using value_t = scalar_t;
-    switch (Y.scalar_type()) {
-      case at::kInt: f(value_t{}, int32_t{}); break;
-      case at::kLong: f(value_t{}, int64_t{}); break;
-      default: f(value_t{}, value_t{}); break;
-    }
-  });
-}
-
 T margin_ranking_criterion_cuda(const T& X1, const T& X2, const T& Y, double margin) {
   check_margin_ranking("margin_ranking_criterion", X1, X2, Y);
   auto x1 = X1.contiguous(), x2 = X2.contiguous(), y = Y.contiguous();
