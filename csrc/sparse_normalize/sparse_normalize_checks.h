@@ -9,4 +9,18 @@ namespace caffe2ops {
 void check_sparse_normalize(const char* op, const at::Tensor& param, const at::Tensor& indices,
                             double norm, bool float16_only);
 
+// The device's kernel: normalises the listed rows of a contiguous `param` in place (indices
+// range-checked by it).
+using NormalizeRowsFn = void (*)(const char* op, const at::Tensor& param, const at::Tensor& indices,
+                                 bool use_max_norm, double norm);
+
+// The functional variant (one copy, then the kernel) and the in-place one (through a
+// contiguous temporary when param is not contiguous), shared by every device.
+at::Tensor sparse_normalize_functional(const char* op, NormalizeRowsFn kernel, const at::Tensor& param,
+                                       const at::Tensor& indices, bool use_max_norm, double norm,
+                                       bool float16_only);
+at::Tensor& sparse_normalize_in_place(const char* op, NormalizeRowsFn kernel, at::Tensor& param,
+                                      const at::Tensor& indices, bool use_max_norm, double norm,
+                                      bool float16_only);
+
 }  // namespace caffe2ops

@@ -58,9 +58,10 @@ void normalize_rows(scalar_t* data, int64_t E, const std::vector<int64_t>& rows,
   });
 }
 
-// Normalises the listed rows of `param` in place; `param` must be contiguous.
+// Normalises the listed rows of `param` in place; `param` must be contiguous (and on the CPU).
 void normalize_in_place(const char* op, const at::Tensor& param, const at::Tensor& indices,
                         bool use_max_norm, double norm) {
+  check_cpu(op, "param", param);
   const int64_t R = param.size(0);
   check_indices_in_range(op, "indices", indices, R);
   if (indices.numel() == 0 || param.numel() == 0) return;
@@ -71,44 +72,21 @@ void normalize_in_place(const char* op, const at::Tensor& param, const at::Tenso
   });
 }
 
-at::Tensor& inplace_impl(const char* op, at::Tensor& param, const at::Tensor& indices,
-                         bool use_max_norm, double norm, bool float16_only) {
-  check_sparse_normalize(op, param, indices, norm, float16_only);
-  check_cpu(op, "param", param);
-  if (param.is_contiguous()) {
-    normalize_in_place(op, param, indices, use_max_norm, norm);
-  } else {
-    auto tmp = param.contiguous();
-    normalize_in_place(op, tmp, indices, use_max_norm, norm);
-    param.copy_(tmp);
-  }
-  return param;
-}
-
-at::Tensor functional_impl(const char* op, const at::Tensor& param, const at::Tensor& indices,
-                           bool use_max_norm, double norm, bool float16_only) {
-  check_sparse_normalize(op, param, indices, norm, float16_only);
-  check_cpu(op, "param", param);
-  auto out = param.clone(at::MemoryFormat::Contiguous);  // the one copy
-  normalize_in_place(op, out, indices, use_max_norm, norm);
-  return out;
-}
-
 at::Tensor sparse_normalize_cpu(const at::Tensor& param, const at::Tensor& indices,
                                 const std::optional<at::Tensor>&, bool use_max_norm, double norm) {
-  return functional_impl("sparse_normalize", param, indices, use_max_norm, norm, false);
+  return sparse_normalize_functional("sparse_normalize", normalize_in_place, param, indices, use_max_norm, norm, false);
 }
 at::Tensor& sparse_normalize__cpu(at::Tensor& param, const at::Tensor& indices,
                                   const std::optional<at::Tensor>&, bool use_max_norm, double norm) {
-  return inplace_impl("sparse_normalize_", param, indices, use_max_norm, norm, false);
+  return sparse_normalize_in_place("sparse_normalize_", normalize_in_place, param, indices, use_max_norm, norm, false);
 }
 at::Tensor float16_sparse_normalize_cpu(const at::Tensor& param, const at::Tensor& indices,
                                         const std::optional<at::Tensor>&, bool use_max_norm, double norm) {
-  return functional_impl("float16_sparse_normalize", param, indices, use_max_norm, norm, true);
+  return sparse_normalize_functional("float16_sparse_normalize", normalize_in_place, param, indices, use_max_norm, norm, true);
 }
 at::Tensor& float16_sparse_normalize__cpu(at::Tensor& param, const at::Tensor& indices,
                                           const std::optional<at::Tensor>&, bool use_max_norm, double norm) {
-  return inplace_impl("float16_sparse_normalize_", param, indices, use_max_norm, norm, true);
+  return sparse_normalize_in_place("float16_sparse_normalize_", normalize_in_place, param, indices, use_max_norm, norm, true);
 }
 
 }  // namespace

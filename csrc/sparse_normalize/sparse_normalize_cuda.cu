@@ -13,7 +13,7 @@ namespace {
 using T = at::Tensor;
 using OptT = std::optional<T>;
 
-void normalize_in_place(const char* op, T& param, const T& indices, bool use_max_norm, double norm) {
+void normalize_in_place(const char* op, const T& param, const T& indices, bool use_max_norm, double norm) {
   const int64_t R = param.size(0);
   check_indices_in_range(op, "indices", indices, R);
   if (indices.numel() == 0 || param.numel() == 0) return;
@@ -26,36 +26,17 @@ void normalize_in_place(const char* op, T& param, const T& indices, bool use_max
   param.view({R, -1}).index_copy_(0, rows, (sub * scale).to(param.scalar_type()));
 }
 
-T functional(const char* op, const T& param, const T& indices, bool m, double n, bool f16) {
-  check_sparse_normalize(op, param, indices, n, f16);
-  auto out = param.clone(at::MemoryFormat::Contiguous);
-  normalize_in_place(op, out, indices, m, n);
-  return out;
-}
-
-T& in_place(const char* op, T& param, const T& indices, bool m, double n, bool f16) {
-  check_sparse_normalize(op, param, indices, n, f16);
-  if (param.is_contiguous()) {
-    normalize_in_place(op, param, indices, m, n);
-  } else {
-    auto tmp = param.contiguous();
-    normalize_in_place(op, tmp, indices, m, n);
-    param.copy_(tmp);
-  }
-  return param;
-}
-
 T sparse_normalize_cuda(const T& p, const T& i, const OptT&, bool m, double n) {
-  return functional("sparse_normalize", p, i, m, n, false);
+  return sparse_normalize_functional("sparse_normalize", normalize_in_place, p, i, m, n, false);
 }
 T& sparse_normalize__cuda(T& p, const T& i, const OptT&, bool m, double n) {
-  return in_place("sparse_normalize_", p, i, m, n, false);
+  return sparse_normalize_in_place("sparse_normalize_", normalize_in_place, p, i, m, n, false);
 }
 T float16_sparse_normalize_cuda(const T& p, const T& i, const OptT&, bool m, double n) {
-  return functional("float16_sparse_normalize", p, i, m, n, true);
+  return sparse_normalize_functional("float16_sparse_normalize", normalize_in_place, p, i, m, n, true);
 }
 T& float16_sparse_normalize__cuda(T& p, const T& i, const OptT&, bool m, double n) {
-  return in_place("float16_sparse_normalize_", p, i, m, n, true);
+  return sparse_normalize_in_place("float16_sparse_normalize_", normalize_in_place, p, i, m, n, true);
 }
 
 }  // namespace
