@@ -13,8 +13,13 @@ from utils import ROOT
 sys.path.insert(0, os.path.join(ROOT, "examples", "cpp"))
 import model as cpp_model  # noqa: E402
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")]
+# Prefer the tools installed into this interpreter's environment (scripts/setup.sh puts cmake
+# and ninja there), then the system's.
+_BIN = os.path.dirname(sys.executable)
+CMAKE = shutil.which("cmake", path=_BIN) or shutil.which("cmake")
+NINJA = shutil.which("ninja", path=_BIN) or shutil.which("ninja")
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(CMAKE is None, reason="cmake is not installed")]
 
 BUILD = os.path.join(ROOT, "build", "cmake")
 
@@ -26,17 +31,17 @@ def _run(cmd):
 
 
 def _cmake_build(src, build, prefix_path, extra=()):
-    gen = ["-G", "Ninja"] if shutil.which("ninja") else []
-    _run(["cmake", "-S", src, "-B", build, *gen, "-DCMAKE_BUILD_TYPE=Release",
+    gen = ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={NINJA}"] if NINJA else []
+    _run([CMAKE, "-S", src, "-B", build, *gen, "-DCMAKE_BUILD_TYPE=Release",
           f"-DCMAKE_PREFIX_PATH={';'.join(prefix_path)}", *extra])
-    _run(["cmake", "--build", build, "--parallel", str(os.cpu_count() or 2)])
+    _run([CMAKE, "--build", build, "--parallel", str(os.cpu_count() or 2)])
 
 
 @pytest.fixture(scope="module")
 def run_model_binary():
     prefix = os.path.join(BUILD, "install")
     _cmake_build(ROOT, os.path.join(BUILD, "lib"), [torch.utils.cmake_prefix_path])
-    _run(["cmake", "--install", os.path.join(BUILD, "lib"), "--prefix", prefix])
+    _run([CMAKE, "--install", os.path.join(BUILD, "lib"), "--prefix", prefix])
     _cmake_build(os.path.join(ROOT, "examples", "cpp"), os.path.join(BUILD, "example"),
                  [prefix, torch.utils.cmake_prefix_path])
     return os.path.join(BUILD, "example", "run_model")
