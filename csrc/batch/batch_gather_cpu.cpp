@@ -2,7 +2,6 @@
 // INDICES[b, j...] with match_outer); the gradient scatter-adds GRAD back.
 #include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/zeros.h>
 #include <c10/util/accumulate.h>
 #include <torch/library.h>
 

@@ -1,7 +1,6 @@
 // BatchPermutation (spec 2.1): Y[n] = X[indices[n]]; gradient dX[indices[n]] += dY[n].
 #include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include "batch/batch_shapes.h"

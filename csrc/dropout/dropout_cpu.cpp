@@ -133,11 +133,11 @@ uint64_t draw_seed(const std::optional<at::Generator>& generator) {
 std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio, bool is_test,
                                                std::optional<at::Generator> generator) {
   check_dropout_input("dropout", X, ratio);
-  auto x = X.contiguous();
   if (is_test) {
     // [PORT] Y is a copy (outputs never alias inputs); the mask Caffe2 left unwritten is all True.
-    return {x.clone(), at::ones(x.sizes(), x.options().dtype(at::kBool))};
+    return {X.clone(at::MemoryFormat::Contiguous), at::ones(X.sizes(), X.options().dtype(at::kBool))};
   }
+  auto x = X.contiguous();
   auto Y = at::empty(x.sizes(), x.options());
   auto mask = at::empty(x.sizes(), x.options().dtype(at::kBool));
   const int64_t n = x.numel();
@@ -172,8 +172,8 @@ std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio
 at::Tensor dropout_gradient_cpu(const at::Tensor& dY, const std::optional<at::Tensor>& mask,
                                 double ratio, bool is_test) {
   check_dropout_gradient(dY, mask, ratio, is_test);
+  if (is_test) return dY.clone(at::MemoryFormat::Contiguous);
   auto dy = dY.contiguous();
-  if (is_test) return dy.clone();
   auto m = mask->contiguous();
   auto dX = at::empty(dy.sizes(), dy.options());
   const double scale = 1.0 / (1.0 - ratio);

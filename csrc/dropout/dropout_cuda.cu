@@ -59,8 +59,8 @@ __global__ void dropout_kernel(const scalar_t* x, scalar_t* y, bool* mask, int64
 
 std::tuple<T, T> dropout_cuda(const T& X, double ratio, bool is_test, std::optional<at::Generator> generator) {
   check_dropout_input("dropout", X, ratio);
+  if (is_test) return {X.clone(at::MemoryFormat::Contiguous), at::ones(X.sizes(), X.options().dtype(at::kBool))};
   auto x = X.contiguous();
-  if (is_test) return {x.clone(), at::ones(x.sizes(), x.options().dtype(at::kBool))};
   auto Y = at::empty_like(x);
   auto mask = at::empty(x.sizes(), x.options().dtype(at::kBool));
   const int64_t n = x.numel();
@@ -93,8 +93,8 @@ __global__ void dropout_gradient_kernel(const scalar_t* dy, const bool* mask, sc
 
 T dropout_gradient_cuda(const T& dY, const std::optional<T>& mask, double ratio, bool is_test) {
   check_dropout_gradient(dY, mask, ratio, is_test);
+  if (is_test) return dY.clone(at::MemoryFormat::Contiguous);
   auto dy = dY.contiguous();
-  if (is_test) return dy.clone();
   auto m = mask->contiguous();
   auto dX = at::empty_like(dy);
   const int64_t n = dy.numel();
@@ -153,8 +153,8 @@ std::tuple<T, T> cudnn_dropout_cuda(const T& X, double ratio, bool is_test, std:
   constexpr const char* op = "cudnn_dropout";
   check_dropout_input(op, X, ratio);
   C2_CHECK(X.scalar_type() != at::kBFloat16, op, "X must be float32, float64 or float16 for cuDNN");
+  if (is_test) return {X.clone(at::MemoryFormat::Contiguous), at::empty({0}, X.options().dtype(at::kByte))};
   auto x = X.contiguous();
-  if (is_test) return {x.clone(), at::empty({0}, x.options().dtype(at::kByte))};
   c10::cuda::CUDAGuard guard(x.device());
   auto handle = at::native::getCudnnHandle();
   AT_CUDNN_CHECK(cudnnSetStream(handle, at::cuda::getCurrentCUDAStream()));
@@ -179,8 +179,8 @@ std::tuple<T, T> cudnn_dropout_cuda(const T& X, double ratio, bool is_test, std:
 T cudnn_dropout_gradient_cuda(const T& dY, const T& reserve_space, double ratio, bool is_test) {
   constexpr const char* op = "cudnn_dropout_gradient";
   check_dropout_input(op, dY, ratio);
+  if (is_test) return dY.clone(at::MemoryFormat::Contiguous);  // [PORT] Caffe2 crashed here
   auto dy = dY.contiguous();
-  if (is_test) return dy.clone();  // [PORT] Caffe2 crashed here
   C2_CHECK(reserve_space.scalar_type() == at::kByte && reserve_space.dim() == 1, op,
            "reserve_space must be the 1-D uint8 tensor cudnn_dropout returned");
   check_same_device(op, "dY", dY, "reserve_space", reserve_space);
