@@ -1,5 +1,7 @@
 """Checks a CUDA build of torch_caffe2ops without needing a GPU: it imports, reports the CUDA
-version it was built with (equal to torch's), and every op of the library has a CUDA kernel."""
+version it was built with (equal to torch's), every op of the library has a CUDA kernel and a
+Meta kernel (so fake tensors and torch.compile can trace it on CUDA), and cudnn_dropout's Meta
+kernel sizes the reserve space through cuDNN."""
 import sys
 
 import torch
@@ -25,3 +27,13 @@ if missing:
     print("ops without a CUDA kernel:", ", ".join(missing))
     sys.exit(1)
 print("every op has a CUDA kernel (or is a composite of ops that have one)")
+
+no_meta = [name for name in names
+           if not any(torch._C._dispatch_has_kernel_for_dispatch_key(f"caffe2ops::{name}", key)
+                      for key in ("Meta", "CompositeExplicitAutograd", "CompositeImplicitAutograd"))]
+if no_meta:
+    print("ops without a Meta kernel:", ", ".join(no_meta))
+    sys.exit(1)
+y, reserve = torch.ops.caffe2ops.cudnn_dropout(torch.empty(1000, device="meta"), 0.5)
+assert y.shape == (1000,) and reserve.dtype == torch.uint8 and reserve.dim() == 1 and reserve.numel() > 0
+print(f"every op has a Meta kernel; cudnn_dropout on 1000 elements reserves {reserve.numel()} bytes")

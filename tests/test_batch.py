@@ -5,7 +5,7 @@ import torch
 
 from torch_caffe2ops import ops
 from utils import (FLOAT_DTYPES, INDEX_DTYPES, assert_close, assert_compile_matches,
-                   assert_script_roundtrip, noncontiguous, op, opcheck, rng, t)
+                   assert_script_roundtrip, noncontiguous, on_device, op, opcheck, rng, t)
 
 C2 = torch.ops.caffe2ops
 
@@ -207,10 +207,10 @@ def test_batch_permutation_random(seed, itype, dtype):
     idx = r.permutation(N) if seed % 2 else r.integers(0, max(N, 1), size=N)  # repeats allowed
     Y = C2.batch_permutation(t(X, dtype), t(idx, itype))
     assert Y.dtype == dtype
-    assert_close(Y, ref_permutation(X, idx).astype(Y.numpy().dtype))
+    assert_close(Y, ref_permutation(X, idx).astype(Y.cpu().numpy().dtype))
     dY = r.standard_normal(shape)
     assert_close(C2.batch_permutation_gradient(t(idx, itype), t(dY, dtype)), ref_permutation_grad(idx, dY), rtol=1e-5)
-    assert_close(C2.batch_permutation(noncontiguous(t(X, dtype)), t(idx, itype)), ref_permutation(X, idx).astype(Y.numpy().dtype))
+    assert_close(C2.batch_permutation(noncontiguous(t(X, dtype)), t(idx, itype)), ref_permutation(X, idx).astype(Y.cpu().numpy().dtype))
 
 
 def test_batch_permutation_gtest_permutations():
@@ -514,6 +514,7 @@ def test_batch_moments_large_paths(shape, order):
     assert_close(var, rv, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.cpu_only
 def test_batch_moments_deterministic_across_threads():
     X = torch.randn(8, 3, 300, 301)
     old = torch.get_num_threads()
@@ -595,7 +596,7 @@ def test_batch_box_cox_large_float32_matches_float64():
 def test_batch_box_cox_edges_and_errors():
     data = torch.tensor([[1e-5, 1e-6, 1e-7]])
     y = C2.batch_box_cox(data, torch.zeros(3), torch.tensor([0, 0, 1e-6]))
-    assert_close(y, ref_box_cox(data.numpy(), np.zeros(3, np.float32), np.array([0, 0, 1e-6], np.float32)), rtol=1e-5)
+    assert_close(y, ref_box_cox(data.cpu().numpy(), np.zeros(3, np.float32), np.array([0, 0, 1e-6], np.float32)), rtol=1e-5)
     y = C2.batch_box_cox(torch.tensor([[float("nan"), 1.0]]), torch.tensor([0.5, 0.0]), torch.zeros(2))
     assert torch.isnan(y[0, 0]) and y[0, 1] == 0
     y = C2.batch_box_cox(torch.tensor([[float("nan")]]), torch.tensor([0.0]), torch.zeros(1))
@@ -628,7 +629,7 @@ def test_batch_bucketize_random(seed, itype):
     boundaries = np.concatenate([np.sort(r.standard_normal(l) * 5) if seed % 3 else r.standard_normal(l) * 5 for l in lengths] or [np.zeros(0)]).astype(np.float32)
     out = C2.batch_bucketize(t(x), t(idx, itype), t(boundaries), t(lengths, itype))
     assert out.dtype == torch.int32 and out.shape == (N, K)
-    assert (out.numpy() == ref_bucketize(x, idx, boundaries, lengths)).all()
+    assert (out.cpu().numpy() == ref_bucketize(x, idx, boundaries, lengths)).all()
     if seed % 3:
         for j in range(K):  # sorted borders: torch.bucketize(right=False)
             off = lengths[:j].sum()
@@ -708,7 +709,7 @@ def test_batch_bucket_one_hot_random(seed, ltype):
         col = [np.digitize(data[:, j], boundaries[lengths[:j].sum():lengths[:j + 1].sum()], right=True) for j in range(D)]
         offs = np.concatenate([[0], np.cumsum(lengths + 1)])
         for j in range(D):
-            assert (out.numpy()[np.arange(shape[0]), offs[j] + col[j]] == 1).all()
+            assert (out.cpu().numpy()[np.arange(shape[0]), offs[j] + col[j]] == 1).all()
 
 
 def test_batch_bucket_one_hot_errors():
@@ -806,9 +807,9 @@ def opcheck_cases():
 
 
 @pytest.mark.parametrize("case", opcheck_cases(), ids=lambda c: c[0])
-def test_opcheck(case):
+def test_opcheck(case, device):
     name, args = case
-    opcheck(name, args)
+    opcheck(name, on_device(args, device))
 
 
 # ------------------------------------------------------------------------- TorchScript, compile, export

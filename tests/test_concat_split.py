@@ -5,7 +5,7 @@ import torch
 
 from torch_caffe2ops import ops
 from utils import (INDEX_DTYPES, assert_compile_matches, assert_script_roundtrip, noncontiguous,
-                   opcheck, rng, t)
+                   on_device, opcheck, rng, t)
 
 C2 = torch.ops.caffe2ops
 
@@ -40,7 +40,7 @@ def random_cuts(r, C, k):
 
 
 def assert_np(actual, expected):
-    actual = actual.detach().numpy()
+    actual = actual.detach().cpu().numpy()
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
     np.testing.assert_array_equal(actual, expected)
 
@@ -176,7 +176,8 @@ def test_split_random(seed, source, name):
         if source == "arg":
             kwargs["split"] = sizes
         else:
-            kwargs["split_tensor"] = torch.tensor(sizes, dtype=torch.int32 if source == "tensor32" else torch.int64)
+            kwargs["split_tensor"] = torch.tensor(sizes, dtype=torch.int32 if source == "tensor32" else torch.int64,
+                                                  device="cpu")  # a host tensor on every device, as in Caffe2
     outs = getattr(C2, name)(t(x), **kwargs)
     expected = ref_split(x, sizes, a)
     assert len(outs) == len(expected)
@@ -211,7 +212,7 @@ def test_split_errors():
     with pytest.raises(RuntimeError, match="You shouldn't specify both the dim to split"):
         C2.split(x, split=[6], axis=1, order="NCHW")
     with pytest.raises(RuntimeError, match="If you set split with an input blob, do not pass in split in the argument"):
-        C2.split(x, torch.tensor([6], dtype=torch.int32), [6])
+        C2.split(x, torch.tensor([6], dtype=torch.int32, device="cpu"), [6])
     with pytest.raises(RuntimeError, match="number of input channels should be divisible by the output size"):
         C2.split(x, num_outputs=4)
     with pytest.raises(RuntimeError, match="needs num_outputs > 0"):
@@ -294,14 +295,15 @@ def test_gradcheck():
     x = torch.randn(3, 5, **dd)
     assert torch.autograd.gradcheck(lambda x: C2.split(x, split=[2, 0, 3]), (x,))
     assert torch.autograd.gradcheck(lambda x: C2.split(x, split=[2, 0, 3])[2], (x,))  # others missing -> zeros
-    assert torch.autograd.gradcheck(lambda x: C2.depth_split(x, torch.tensor([1, 2], dtype=torch.int32), axis=0), (x,))
+    assert torch.autograd.gradcheck(lambda x: C2.depth_split(x, torch.tensor([1, 2], dtype=torch.int32, device="cpu"), axis=0), (x,))
     assert torch.autograd.gradcheck(lambda x: C2.split(x, axis=0, add_axis=True), (x,))
     assert torch.autograd.gradcheck(lambda x: C2.split_by_lengths(x, torch.tensor([1, 1, 3]), 3), (x,))
     assert torch.autograd.gradcheck(lambda x: C2.split_by_lengths(x, torch.tensor([1, 1, 3]), 3)[0], (x,))
     g = torch.randn(3, 2, **dd)
     assert torch.autograd.gradcheck(lambda g: C2.split_gradient([g, None], [2, 3], 1), (g,))
     s = torch.randn(5, 2, **dd)
-    assert torch.autograd.gradcheck(lambda s: C2.concat_gradient(s, torch.tensor([3, 2], dtype=torch.int32), axis=0), (s,))
+    info = torch.tensor([3, 2], dtype=torch.int32, device="cpu")  # split_info lives on the host
+    assert torch.autograd.gradcheck(lambda s: C2.concat_gradient(s, info, axis=0), (s,))
 
 
 # ------------------------------------------------------------------------- opcheck, TorchScript, compile
@@ -323,13 +325,15 @@ def opcheck_cases():
 
 
 @pytest.mark.parametrize("case", opcheck_cases(), ids=lambda c: c[0])
-def test_opcheck(case):
-    opcheck(*case)
+def test_opcheck(case, device):
+    name, args = case
+    # the data (first argument) goes to the device; split_info stays on the host
+    opcheck(name, (on_device(args[0], device),) + args[1:])
 
 
 def test_opcheck_data_dependent():
     # Fake kernels with unbacked sizes; the AOT-dispatch tests need static outputs.
-    for name, args in [("split", (torch.randn(3, 5), torch.tensor([2, 3], dtype=torch.int32))),
+    for name, args in [("split", (torch.randn(3, 5), torch.tensor([2, 3], dtype=torch.int32, device="cpu"))),
                        ("split_by_lengths", (torch.randn(3, 5), torch.tensor([2, 1, 2]), 1, 1)),
                        ("split_by_lengths", (torch.randn(6, 5), torch.tensor([1, 2]), 2, 0, None, True))]:
         torch.library.opcheck(getattr(C2, name).default, args,

@@ -1,4 +1,6 @@
-"""Every op on CUDA against the CPU kernels (which the other test files check against NumPy).
+"""Every op on CUDA against the CPU kernels, and what only CUDA has (split_info on the host,
+bad indices leaving the context healthy, cuDNN dropout, deterministic scatter-adds). The
+family tests run on CUDA too (tests/conftest.py); this file compares the two devices directly.
 Runs only where torch.cuda.is_available(); elsewhere each test skips with the reason."""
 import math
 
@@ -8,19 +10,10 @@ import torch
 import test_batch
 import test_concat_split
 import test_margin_rank
-from utils import requires_cuda
+from utils import on_device, requires_cuda
 
 C2 = torch.ops.caffe2ops
 pytestmark = requires_cuda
-
-
-def to_cuda(x):
-    if isinstance(x, torch.Tensor):
-        y = x.detach().to("cuda")
-        return y.requires_grad_(x.requires_grad)
-    if isinstance(x, (list, tuple)):
-        return type(x)(to_cuda(v) for v in x)
-    return x
 
 
 def leaves(args):
@@ -67,7 +60,7 @@ def cases():
 def test_cuda_matches_cpu(case):
     name, args = case
     cpu_outs, cpu_grads = run(name, args)
-    cuda_args = to_cuda(args)
+    cuda_args = on_device(args, "cuda")
     if name in ("split", "depth_split", "concat_gradient"):  # split sizes as a tensor stay on the CPU (Caffe2)
         cuda_args = tuple(a.cpu() if isinstance(a, torch.Tensor) and a.dtype == torch.int32 and a.dim() == 1 and i == 1 else a
                           for i, a in enumerate(cuda_args))
@@ -112,10 +105,10 @@ def test_cuda_dropout_statistics_and_seed():
         assert torch.equal(mask, mask2) and torch.equal(Y, Y2)
         p = 1 - ratio
         assert abs(mask.sum().item() - X.numel() * p) < 5 * math.sqrt(X.numel() * p * (1 - p))
-        assert torch.equal(Y[mask], X[mask] * (1 / (1 - ratio)))
+        assert torch.equal(Y[mask].cpu(), X[mask].cpu() / (1 - ratio))  # the CPU's IEEE division
         assert not torch.equal(C2.dropout(X, ratio)[1], mask)  # the generator advanced
     dY = torch.randn_like(X)
-    torch.testing.assert_close(C2.dropout_gradient(dY, mask, 0.9), dY * mask / 0.1)
+    assert torch.equal(C2.dropout_gradient(dY, mask, 0.9).cpu(), dY.cpu() * mask.cpu() / (1 - 0.9))
 
 
 @pytest.mark.skipif(not torch.backends.cudnn.is_available(), reason="cuDNN is not available")
@@ -141,6 +134,14 @@ def test_cudnn_dropout():
     a = C2.cudnn_dropout(X, ratio, generator=torch.Generator("cuda").manual_seed(1))[0]
     b = C2.cudnn_dropout(X, ratio, generator=torch.Generator("cuda").manual_seed(1))[0]
     assert torch.equal(a, b)
+    # empty input: nothing to drop, no cuDNN descriptor
+    Ye, re = C2.cudnn_dropout(X[:0], ratio)
+    assert Ye.shape == (0,) and re.numel() == 0 and C2.cudnn_dropout_gradient(Ye, re, ratio).shape == (0,)
+    # the Meta kernel sizes the reserve space as cuDNN does (fake tensors, torch.compile)
+    torch.library.opcheck(C2.cudnn_dropout.default, (X[:4096].clone(), ratio),
+                          test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+    torch.library.opcheck(C2.cudnn_dropout_gradient.default, (X[:4096].clone(), C2.cudnn_dropout(X[:4096], ratio)[1], ratio),
+                          test_utils=("test_schema", "test_faketensor"))
     # through autograd
     x = X[:1000].clone().requires_grad_(True)
     y, r = C2.cudnn_dropout(x, ratio)

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from torch_caffe2ops import nn, ops
-from utils import assert_compile_matches, assert_script_roundtrip, opcheck, rng, t
+from utils import assert_compile_matches, assert_script_roundtrip, on_device, opcheck, rng, t
 
 C2 = torch.ops.caffe2ops
 
@@ -40,12 +40,12 @@ def test_random_against_reference(seed, ytype, dtype):
     loss = C2.margin_ranking_criterion(t(x1), t(x2), yt, margin)
     assert loss.dtype == dtype
     tol = 1e-6 if dtype == torch.float32 else 1e-12
-    np.testing.assert_allclose(loss.numpy(), ref_loss(x1, x2, y.astype(npd), npd(margin)), rtol=tol, atol=tol)
+    np.testing.assert_allclose(loss.cpu().numpy(), ref_loss(x1, x2, y.astype(npd), npd(margin)), rtol=tol, atol=tol)
     g = r.standard_normal(N).astype(npd)
     d1, d2 = C2.margin_ranking_criterion_gradient(t(x1), t(x2), yt, t(g), margin)
     e1, e2 = ref_grad(x1, x2, y.astype(npd), g, npd(margin))
-    np.testing.assert_allclose(d1.numpy(), e1, rtol=tol, atol=tol)
-    np.testing.assert_allclose(d2.numpy(), e2, rtol=tol, atol=tol)
+    np.testing.assert_allclose(d1.cpu().numpy(), e1, rtol=tol, atol=tol)
+    np.testing.assert_allclose(d2.cpu().numpy(), e2, rtol=tol, atol=tol)
 
 
 def test_numel_only_shapes_and_large():
@@ -119,8 +119,9 @@ def opcheck_cases():
 
 
 @pytest.mark.parametrize("case", opcheck_cases(), ids=lambda c: c[0])
-def test_opcheck(case):
-    opcheck(*case)
+def test_opcheck(case, device):
+    name, args = case
+    opcheck(name, on_device(args, device))
 
 
 class Net(torch.nn.Module):

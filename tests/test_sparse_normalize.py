@@ -47,14 +47,14 @@ def test_random_against_reference(seed, use_max_norm, itype, dtype):
     expected = ref_sparse_normalize(param, indices, use_max_norm, norm)
     out = C2.sparse_normalize(t(param), t(indices, itype), None, use_max_norm, norm)
     tol = 1e-5 if dtype == torch.float32 else 1e-12
-    np.testing.assert_allclose(out.numpy(), expected, rtol=tol, atol=tol)
+    np.testing.assert_allclose(out.cpu().numpy(), expected, rtol=tol, atol=tol)
     listed = np.zeros(R, bool)
     listed[indices] = True
-    assert np.array_equal(out.numpy()[~listed], param[~listed])  # untouched bit for bit
+    assert np.array_equal(out.cpu().numpy()[~listed], param[~listed])  # untouched bit for bit
     p = t(param)
     res = C2.sparse_normalize_(p, t(indices, itype), t(param), use_max_norm, norm)  # grad is ignored
     assert res.data_ptr() == p.data_ptr()
-    np.testing.assert_allclose(p.numpy(), expected, rtol=tol, atol=tol)
+    np.testing.assert_allclose(p.cpu().numpy(), expected, rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -69,7 +69,7 @@ def test_float16(seed, name):
         expected = ref_sparse_normalize(param.astype(np.float32), indices, use_max_norm, norm).astype(np.float16)
         out = getattr(C2, name)(t(param), t(indices), None, use_max_norm, norm)
         assert out.dtype == torch.float16
-        np.testing.assert_allclose(out.numpy().astype(np.float32), expected.astype(np.float32), rtol=2e-3, atol=2e-3)
+        np.testing.assert_allclose(out.cpu().numpy().astype(np.float32), expected.astype(np.float32), rtol=2e-3, atol=2e-3)
         p = t(param)
         getattr(C2, name + "_")(p, t(indices), None, use_max_norm, norm)
         assert torch.equal(p, out)

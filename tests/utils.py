@@ -26,10 +26,24 @@ def rng(seed):
     return np.random.default_rng(seed)
 
 
+def default_device():
+    """Where factories allocate now: the device under test (tests/conftest.py)."""
+    return torch.empty(0).device
+
+
 def t(a, dtype=None):
-    """numpy -> torch, keeping the numpy dtype unless one is given."""
-    x = torch.from_numpy(np.array(a, order="C", copy=True))
+    """numpy -> torch on the device under test, keeping the numpy dtype unless one is given."""
+    x = torch.from_numpy(np.array(a, order="C", copy=True)).to(default_device())
     return x if dtype is None else x.to(dtype)
+
+
+def on_device(x, device):
+    """Tensors (also inside lists and tuples) moved to `device`, keeping requires_grad."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().to(device).requires_grad_(x.requires_grad)
+    if isinstance(x, (list, tuple)):
+        return type(x)(on_device(v, device) for v in x)
+    return x
 
 
 def assert_close(actual, expected, rtol=1e-5, atol=1e-6):
@@ -48,7 +62,7 @@ def opcheck(name, args, kwargs=None):
 def noncontiguous(x):
     """Same values, non-contiguous layout (a transposed copy transposed back)."""
     if x.dim() < 2:
-        y = torch.empty(x.numel() * 2, dtype=x.dtype)[::2]
+        y = torch.empty(x.numel() * 2, dtype=x.dtype, device=x.device)[::2]
         y.copy_(x)
         return y
     y = x.transpose(0, -1).contiguous().transpose(0, -1)
@@ -67,7 +81,7 @@ for i in grad_idx:
 outs = module(*inputs)
 outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
 if grad:
-    loss = sum((o.double() * torch.linspace(0.5, 1.5, o.numel(), dtype=torch.float64).reshape(o.shape)).sum()
+    loss = sum((o.double() * torch.linspace(0.5, 1.5, o.numel(), dtype=torch.float64, device=o.device).reshape(o.shape)).sum()
                for o in outs if o.is_floating_point())
     loss.backward()
 torch.save({"outs": [o.detach() for o in outs], "grads": [inputs[i].grad for i in grad_idx]}, sys.argv[3])
@@ -81,7 +95,7 @@ def _outputs_and_grads(fn, inputs, grad=True):
     outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
     if not grad:
         return [o.detach() for o in outs], []
-    loss = sum((o.double() * torch.linspace(0.5, 1.5, o.numel(), dtype=torch.float64).reshape(o.shape)).sum()
+    loss = sum((o.double() * torch.linspace(0.5, 1.5, o.numel(), dtype=torch.float64, device=o.device).reshape(o.shape)).sum()
                for o in outs if o.is_floating_point())
     loss.backward()
     grads = [x.grad for x in inputs if isinstance(x, torch.Tensor) and x.is_floating_point()]

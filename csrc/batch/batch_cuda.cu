@@ -186,8 +186,9 @@ T concat_batch_mat_mul_batch_gather_cuda(const T& indices, at::TensorList inputs
   concat_batch_mat_mul_batch_gather_shape(indices, inputs);
   const int64_t n = static_cast<int64_t>(inputs.size()), B = inputs[0].size(0);
   check_indices_in_range("concat_batch_mat_mul_batch_gather", "indices", indices, n * n);
+  const int64_t E = B == 0 ? 0 : inputs[0].numel() / B;  // reshape({0, -1}) cannot infer E
   std::vector<T> rows;
-  for (const auto& x : inputs) rows.push_back(x.reshape({B, -1}));
+  for (const auto& x : inputs) rows.push_back(x.reshape({B, E}));
   auto C = at::stack(rows, 1);  // [B, n, E]
   return at::bmm(C, C.transpose(1, 2)).reshape({B, n * n}).index_select(1, indices.to(at::kLong));
 }

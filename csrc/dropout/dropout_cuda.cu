@@ -26,6 +26,7 @@
 #include "dropout/dropout_checks.h"
 
 #ifdef WITH_CUDNN
+#include "dropout/cudnn_dropout_shapes.h"
 #include <ATen/cudnn/Descriptors.h>
 #include <ATen/cudnn/Handle.h>
 #endif
@@ -37,7 +38,7 @@ using T = at::Tensor;
 
 template <typename scalar_t>
 __global__ void dropout_kernel(const scalar_t* x, scalar_t* y, bool* mask, int64_t n, uint64_t threshold,
-                               float scale, at::PhiloxCudaState philox_args) {
+                               at::opmath_type<scalar_t> keep, at::PhiloxCudaState philox_args) {
   using acc_t = at::opmath_type<scalar_t>;
   const auto seeds = at::cuda::philox::unpack(philox_args);
   const PhiloxKey key(std::get<0>(seeds));
@@ -49,9 +50,11 @@ __global__ void dropout_kernel(const scalar_t* x, scalar_t* y, bool* mask, int64
     for (int j = 0; j < 4; ++j) {
       const int64_t i = 4 * g + j;
       if (i < n) {
-        const bool keep = static_cast<uint64_t>(w[j]) >= threshold;
-        mask[i] = keep;
-        y[i] = static_cast<scalar_t>(static_cast<acc_t>(x[i]) * (keep ? static_cast<acc_t>(scale) : acc_t(0)));
+        const bool kept = static_cast<uint64_t>(w[j]) >= threshold;
+        const acc_t v = static_cast<acc_t>(x[i]);
+        mask[i] = kept;
+        // As on the CPU: a kept element is one IEEE division by (1 - ratio), a dropped one X * 0.
+        y[i] = static_cast<scalar_t>(kept ? v / keep : v * acc_t(0));
       }
     }
   }
@@ -74,20 +77,21 @@ std::tuple<T, T> dropout_cuda(const T& X, double ratio, bool is_test, std::optio
     philox_args = gen->philox_cuda_state((groups + 3) / 4 * 4);  // counters [offset, offset + groups)
   }
   const uint64_t threshold = static_cast<uint64_t>(std::ceil(ratio * 4294967296.0));
-  const float scale = static_cast<float>(1.0 / (1.0 - ratio));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "dropout", [&] {
+    const auto keep = static_cast<at::opmath_type<scalar_t>>(1.0 - ratio);
     dropout_kernel<<<grid_for((n + 3) / 4), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-        x.const_data_ptr<scalar_t>(), Y.data_ptr<scalar_t>(), mask.data_ptr<bool>(), n, threshold, scale, philox_args);
+        x.const_data_ptr<scalar_t>(), Y.data_ptr<scalar_t>(), mask.data_ptr<bool>(), n, threshold, keep, philox_args);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return {Y, mask};
 }
 
 template <typename scalar_t>
-__global__ void dropout_gradient_kernel(const scalar_t* dy, const bool* mask, scalar_t* dx, int64_t n, float scale) {
+__global__ void dropout_gradient_kernel(const scalar_t* dy, const bool* mask, scalar_t* dx, int64_t n,
+                                        at::opmath_type<scalar_t> keep) {
   using acc_t = at::opmath_type<scalar_t>;
   C2_GRID_STRIDE(i, n) {
-    dx[i] = static_cast<scalar_t>(static_cast<acc_t>(dy[i]) * (mask[i] ? static_cast<acc_t>(scale) : acc_t(0)));
+    dx[i] = static_cast<scalar_t>(static_cast<acc_t>(dy[i]) * static_cast<acc_t>(mask[i]) / keep);
   }
 }
 
@@ -103,7 +107,7 @@ T dropout_gradient_cuda(const T& dY, const std::optional<T>& mask, double ratio,
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dy.scalar_type(), "dropout_gradient", [&] {
     dropout_gradient_kernel<<<grid_for(n), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
         dy.const_data_ptr<scalar_t>(), m.const_data_ptr<bool>(), dX.data_ptr<scalar_t>(), n,
-        static_cast<float>(1.0 / (1.0 - ratio)));
+        static_cast<at::opmath_type<scalar_t>>(1.0 - ratio));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return dX;
@@ -111,21 +115,33 @@ T dropout_gradient_cuda(const T& dY, const std::optional<T>& mask, double ratio,
 
 #ifdef WITH_CUDNN
 
-cudnnDataType_t cudnn_type(const T& t) {
-  switch (t.scalar_type()) {
+cudnnDataType_t cudnn_type(at::ScalarType dtype) {
+  switch (dtype) {
     case at::kFloat: return CUDNN_DATA_FLOAT;
     case at::kHalf: return CUDNN_DATA_HALF;
     case at::kDouble: return CUDNN_DATA_DOUBLE;
-    default: TORCH_CHECK(false, "caffe2ops::cudnn_dropout: X must be float32, float64 or float16, got ", t.scalar_type());
+    default: TORCH_CHECK(false, "caffe2ops::cudnn_dropout: X must be float32, float64 or float16, got ", dtype);
   }
 }
 
 // cuDNN describes X as a 4-D (numel, 1, 1, 1) tensor, as Caffe2 did.
-void describe(at::native::TensorDescriptor& desc, const T& t) {
+void describe(at::native::TensorDescriptor& desc, at::ScalarType dtype, int64_t numel) {
   const char* op = "cudnn_dropout";
-  C2_CHECK(t.numel() <= std::numeric_limits<int>::max(), op, "at most 2^31 - 1 elements, got ", t.numel());
-  desc.set(cudnn_type(t), {t.numel(), 1, 1, 1}, {1, 1, 1, 1}, 0);
+  C2_CHECK(numel <= std::numeric_limits<int>::max(), op, "at most 2^31 - 1 elements, got ", numel);
+  desc.set(cudnn_type(dtype), {numel, 1, 1, 1}, {1, 1, 1, 1}, 0);
 }
+
+}  // namespace
+
+int64_t cudnn_dropout_reserve_bytes(at::ScalarType dtype, int64_t numel) {
+  at::native::TensorDescriptor desc;
+  describe(desc, dtype, numel);
+  size_t bytes = 0;
+  AT_CUDNN_CHECK(cudnnDropoutGetReserveSpaceSize(desc.desc(), &bytes));
+  return static_cast<int64_t>(bytes);
+}
+
+namespace {
 
 // The per-device cuDNN dropout state, shared by the forward and backward ops.
 T cudnn_states(cudnnHandle_t handle, const T& like, double ratio, const std::optional<at::Generator>& generator,
@@ -150,16 +166,17 @@ T cudnn_states(cudnnHandle_t handle, const T& like, double ratio, const std::opt
 }
 
 std::tuple<T, T> cudnn_dropout_cuda(const T& X, double ratio, bool is_test, std::optional<at::Generator> generator) {
-  constexpr const char* op = "cudnn_dropout";
-  check_dropout_input(op, X, ratio);
-  C2_CHECK(X.scalar_type() != at::kBFloat16, op, "X must be float32, float64 or float16 for cuDNN");
-  if (is_test) return {X.clone(at::MemoryFormat::Contiguous), at::empty({0}, X.options().dtype(at::kByte))};
+  check_cudnn_dropout_input(X, ratio);
+  // cuDNN has no descriptor for 0 elements; an empty X has nothing to drop.
+  if (is_test || X.numel() == 0) {
+    return {X.clone(at::MemoryFormat::Contiguous), at::empty({0}, X.options().dtype(at::kByte))};
+  }
   auto x = X.contiguous();
   c10::cuda::CUDAGuard guard(x.device());
   auto handle = at::native::getCudnnHandle();
   AT_CUDNN_CHECK(cudnnSetStream(handle, at::cuda::getCurrentCUDAStream()));
   at::native::TensorDescriptor desc;
-  describe(desc, x);
+  describe(desc, x.scalar_type(), x.numel());
   at::native::DropoutDescriptor dropout;
   if (ratio > 0) {
     const bool reseed = generator.has_value() || at::globalContext().deterministicAlgorithms();
@@ -178,17 +195,15 @@ std::tuple<T, T> cudnn_dropout_cuda(const T& X, double ratio, bool is_test, std:
 
 T cudnn_dropout_gradient_cuda(const T& dY, const T& reserve_space, double ratio, bool is_test) {
   constexpr const char* op = "cudnn_dropout_gradient";
-  check_dropout_input(op, dY, ratio);
-  if (is_test) return dY.clone(at::MemoryFormat::Contiguous);  // [PORT] Caffe2 crashed here
+  check_cudnn_dropout_gradient(dY, reserve_space, ratio, is_test);
+  // [PORT] Caffe2 crashed in test mode; an empty dY has no descriptor and nothing to scale.
+  if (is_test || dY.numel() == 0) return dY.clone(at::MemoryFormat::Contiguous);
   auto dy = dY.contiguous();
-  C2_CHECK(reserve_space.scalar_type() == at::kByte && reserve_space.dim() == 1, op,
-           "reserve_space must be the 1-D uint8 tensor cudnn_dropout returned");
-  check_same_device(op, "dY", dY, "reserve_space", reserve_space);
   c10::cuda::CUDAGuard guard(dy.device());
   auto handle = at::native::getCudnnHandle();
   AT_CUDNN_CHECK(cudnnSetStream(handle, at::cuda::getCurrentCUDAStream()));
   at::native::TensorDescriptor desc;
-  describe(desc, dy);
+  describe(desc, dy.scalar_type(), dy.numel());
   size_t reserve_bytes = 0;
   AT_CUDNN_CHECK(cudnnDropoutGetReserveSpaceSize(desc.desc(), &reserve_bytes));
   C2_CHECK(static_cast<int64_t>(reserve_bytes) == reserve_space.numel(), op, "reserve_space has ",
