@@ -14,6 +14,7 @@
 #include <ATen/ops/stack.h>
 #include <ATen/ops/where.h>
 #include <ATen/ops/zeros.h>
+#include <ATen/AccumulateType.h>
 #include <ATen/Dispatch.h>
 #include <torch/library.h>
 
@@ -122,20 +123,93 @@ T batch_dense_to_sparse_cuda(const T& lengths, const T& indices, const T& dense)
   return dense.index({rows, indices.to(at::kLong)}).reshape(indices.sizes());
 }
 
+// BatchMoments: per channel c, the sum and the sum of squares of x[o, c, i] over (o, i) in
+// one read of X. Block (c, s) reduces slice s of channel c into partials[c, s]; the partials
+// are combined by one small ATen sum, so the result does not depend on scheduling (no atomics).
+constexpr int kMomentSlices = 64;  // blocks per channel: enough to fill the device for small C
+
+template <typename scalar_t, typename acc_t>
+__global__ void moments_partials(const scalar_t* x, acc_t* partials, int64_t outer, int64_t C, int64_t inner) {
+  const int64_t c = blockIdx.x, count = outer * inner;
+  acc_t s1 = 0, s2 = 0;
+  for (int64_t j = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x; j < count;
+       j += static_cast<int64_t>(gridDim.y) * blockDim.x) {
+    const int64_t o = j / inner, i = j - o * inner;
+    const acc_t v = static_cast<acc_t>(x[(o * C + c) * inner + i]);
+    s1 += v;
+    s2 += v * v;
+  }
+  __shared__ acc_t sh1[kThreads], sh2[kThreads];
+  sh1[threadIdx.x] = s1;
+  sh2[threadIdx.x] = s2;
+  __syncthreads();
+  for (int w = kThreads / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) {
+      sh1[threadIdx.x] += sh1[threadIdx.x + w];
+      sh2[threadIdx.x] += sh2[threadIdx.x + w];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    partials[(c * gridDim.y + blockIdx.y) * 2] = sh1[0];
+    partials[(c * gridDim.y + blockIdx.y) * 2 + 1] = sh2[0];
+  }
+}
+
 std::tuple<T, T> batch_moments_cuda(const T& X, c10::string_view order) {
   auto v = batch_moments_view("batch_moments", X, std::string(order));
-  auto x = X.contiguous().view({v.outer.expect_int(), v.channels.expect_int(), v.inner.expect_int()});
-  // ATen's reductions accumulate float in float and keep the count exact; empty -> NaN.
-  return {x.mean({0, 2}), x.square().mean({0, 2})};
+  const int64_t outer = v.outer.expect_int(), C = v.channels.expect_int(), inner = v.inner.expect_int();
+  auto x = X.contiguous();
+  if (C == 0 || outer * inner == 0 || inner == 1) {
+    // Empty (0 / 0 -> NaN, like mean over nothing) or channels-last: ATen's reductions, which
+    // read the channel-minor layout coalesced.
+    auto x3 = x.view({outer, C, inner});
+    return {x3.mean({0, 2}), x3.square().mean({0, 2})};
+  }
+  const auto acc = X.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const int64_t slices = std::min<int64_t>(kMomentSlices, (outer * inner + kThreads - 1) / kThreads);
+  auto partials = at::empty({C, slices, 2}, X.options().dtype(acc));
+  c10::cuda::CUDAGuard guard(X.device());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "batch_moments", [&] {
+    using acc_t = at::acc_type<scalar_t, /*is_cuda=*/true>;
+    moments_partials<scalar_t, acc_t><<<dim3(C, slices), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+        x.const_data_ptr<scalar_t>(), partials.data_ptr<acc_t>(), outer, C, inner);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  auto sums = partials.sum(1).div_(static_cast<double>(outer * inner)).to(X.scalar_type());
+  return {sums.select(1, 0).contiguous(), sums.select(1, 1).contiguous()};
+}
+
+// dX = (dmu[c] + 2 dvar[c] x) / (N HxW) in one elementwise pass.
+template <typename scalar_t>
+__global__ void moments_gradient_kernel(const scalar_t* dmu, const scalar_t* dvar, const scalar_t* x, scalar_t* dx,
+                                        int64_t n, int64_t C, int64_t inner, double inv) {
+  using acc_t = at::acc_type<scalar_t, true>;
+  C2_GRID_STRIDE(e, n) {
+    const int64_t c = (e / inner) % C;
+    const acc_t g = static_cast<acc_t>(dmu[c]) + acc_t(2) * static_cast<acc_t>(dvar[c]) * static_cast<acc_t>(x[e]);
+    dx[e] = static_cast<scalar_t>(g * static_cast<acc_t>(inv));
+  }
 }
 
 T batch_moments_gradient_cuda(const T& dmu, const T& dvar, const T& X, c10::string_view order) {
   auto v = batch_moments_view("batch_moments_gradient", X, std::string(order));
   batch_moments_gradient_check(dmu, dvar, X, v);
-  const int64_t C = v.channels.expect_int();
-  auto x = X.contiguous().view({v.outer.expect_int(), C, v.inner.expect_int()});
-  const double inv = 1.0 / static_cast<double>(v.outer.expect_int() * v.inner.expect_int());
-  return ((dmu.view({1, C, 1}) + 2 * dvar.view({1, C, 1}) * x) * inv).view(X.sizes());
+  const int64_t outer = v.outer.expect_int(), C = v.channels.expect_int(), inner = v.inner.expect_int();
+  auto x = X.contiguous();
+  auto dX = at::empty_like(x);
+  const int64_t n = x.numel();
+  if (n == 0) return dX;
+  auto mu = dmu.contiguous(), var = dvar.contiguous();
+  const double inv = 1.0 / static_cast<double>(outer * inner);
+  c10::cuda::CUDAGuard guard(X.device());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "batch_moments_gradient", [&] {
+    moments_gradient_kernel<<<grid_for(n), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+        mu.const_data_ptr<scalar_t>(), var.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
+        dX.data_ptr<scalar_t>(), n, C, inner, inv);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return dX;
 }
 
 T batch_box_cox_cuda(const T& data, const T& lambda1, const T& lambda2, int64_t) {
