@@ -872,3 +872,17 @@ def test_torch_export():
     assert "caffe2ops.batch_permutation.default" in names and "caffe2ops.batch_mat_mul.default" in names
     for a, b in zip(ep.module()(*ins), m(*ins)):
         torch.testing.assert_close(a, b)
+
+
+def test_inference_calls_skip_autograd_but_keep_values():
+    # Without a gradient to compute, the autograd kernels call the op directly (no graph node).
+    data = torch.randn(3, 5, 2, dtype=torch.float64, requires_grad=True)
+    idx = torch.tensor([4, 0, 4])
+    with_graph = C2.batch_gather(data, idx)
+    assert with_graph.grad_fn is not None
+    with torch.no_grad():
+        plain = C2.batch_gather(data, idx)
+    assert plain.grad_fn is None and not plain.requires_grad
+    assert torch.equal(plain, with_graph.detach())
+    mu, var = C2.batch_moments(data.detach())
+    assert mu.grad_fn is None and var.grad_fn is None

@@ -8,12 +8,21 @@ namespace {
 
 using T = at::Tensor;
 
+decltype(auto) permutation_op() { return C2_OP("batch_permutation", T(const T&, const T&)); }
+decltype(auto) gather_op() { return C2_OP("batch_gather", T(const T&, const T&, bool)); }
+decltype(auto) sparse_to_dense_op() {
+  return C2_OP("batch_sparse_to_dense", T(const T&, const T&, const T&, const std::optional<T>&, int64_t, double));
+}
+decltype(auto) dense_to_sparse_op() { return C2_OP("batch_dense_to_sparse", T(const T&, const T&, const T&)); }
+decltype(auto) mat_mul_op() { return C2_OP("batch_mat_mul", T(const T&, const T&, bool, bool, bool)); }
+decltype(auto) moments_op() { return C2_OP("batch_moments", std::tuple<T, T>(const T&, c10::string_view)); }
+
 class BatchPermutationFn : public torch::autograd::Function<BatchPermutationFn> {
  public:
   static T forward(AutogradContext* ctx, const T& X, const T& indices) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward({indices});
-    return C2_OP("batch_permutation", T(const T&, const T&)).call(X, indices);
+    return permutation_op().call(X, indices);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto indices = ctx->get_saved_variables()[0];
@@ -27,7 +36,7 @@ class BatchGatherFn : public torch::autograd::Function<BatchGatherFn> {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward({data, indices});
     ctx->saved_data["match_outer"] = match_outer;
-    return C2_OP("batch_gather", T(const T&, const T&, bool)).call(data, indices, match_outer);
+    return gather_op().call(data, indices, match_outer);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
@@ -45,9 +54,8 @@ class BatchSparseToDenseFn : public torch::autograd::Function<BatchSparseToDense
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward({lengths, indices});
     ctx->saved_data["values_shape"] = values.sym_sizes().vec();
-    return C2_OP("batch_sparse_to_dense",
-                 T(const T&, const T&, const T&, const std::optional<T>&, int64_t, double))
-        .call(lengths, indices, values, output_shape_inference, dense_last_dim, default_value);
+    return sparse_to_dense_op().call(lengths, indices, values, output_shape_inference, dense_last_dim,
+                                     default_value);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
@@ -64,8 +72,7 @@ class BatchDenseToSparseFn : public torch::autograd::Function<BatchDenseToSparse
   static T forward(AutogradContext* ctx, const T& lengths, const T& indices, const T& dense) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward({lengths, indices, dense});
-    return C2_OP("batch_dense_to_sparse", T(const T&, const T&, const T&))
-        .call(lengths, indices, dense);
+    return dense_to_sparse_op().call(lengths, indices, dense);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto s = ctx->get_saved_variables();
@@ -84,8 +91,7 @@ class BatchMatMulFn : public torch::autograd::Function<BatchMatMulFn> {
     ctx->saved_data["trans_a"] = trans_a;
     ctx->saved_data["trans_b"] = trans_b;
     ctx->saved_data["broadcast"] = broadcast;
-    return C2_OP("batch_mat_mul", T(const T&, const T&, bool, bool, bool))
-        .call(A, B, trans_a, trans_b, broadcast);
+    return mat_mul_op().call(A, B, trans_a, trans_b, broadcast);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto s = ctx->get_saved_variables();
@@ -104,8 +110,7 @@ class BatchMomentsFn : public torch::autograd::Function<BatchMomentsFn> {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward({X});
     ctx->saved_data["order"] = std::string(order);
-    auto [mu, var] = C2_OP("batch_moments", std::tuple<T, T>(const T&, c10::string_view))
-                         .call(X, order);
+    auto [mu, var] = moments_op().call(X, order);
     return {mu, var};
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -120,24 +125,33 @@ class BatchMomentsFn : public torch::autograd::Function<BatchMomentsFn> {
 };
 
 T batch_permutation_autograd(const T& X, const T& indices) {
+  if (!grad_needed(X)) return call_below_autograd(permutation_op(), X, indices);
   return BatchPermutationFn::apply(X, indices);
 }
 T batch_gather_autograd(const T& data, const T& indices, bool match_outer) {
+  if (!grad_needed(data)) return call_below_autograd(gather_op(), data, indices, match_outer);
   return BatchGatherFn::apply(data, indices, match_outer);
 }
 T batch_sparse_to_dense_autograd(const T& lengths, const T& indices, const T& values,
                                  const std::optional<T>& output_shape_inference,
                                  int64_t dense_last_dim, double default_value) {
+  if (!grad_needed(values)) {
+    return call_below_autograd(sparse_to_dense_op(), lengths, indices, values, output_shape_inference,
+                               dense_last_dim, default_value);
+  }
   return BatchSparseToDenseFn::apply(lengths, indices, values, output_shape_inference,
                                      dense_last_dim, default_value);
 }
 T batch_dense_to_sparse_autograd(const T& lengths, const T& indices, const T& dense) {
+  if (!grad_needed(dense)) return call_below_autograd(dense_to_sparse_op(), lengths, indices, dense);
   return BatchDenseToSparseFn::apply(lengths, indices, dense);
 }
 T batch_mat_mul_autograd(const T& A, const T& B, bool trans_a, bool trans_b, bool broadcast) {
+  if (!grad_needed(A, B)) return call_below_autograd(mat_mul_op(), A, B, trans_a, trans_b, broadcast);
   return BatchMatMulFn::apply(A, B, trans_a, trans_b, broadcast);
 }
 std::tuple<T, T> batch_moments_autograd(const T& X, c10::string_view order) {
+  if (!grad_needed(X)) return call_below_autograd(moments_op(), X, order);
   auto out = BatchMomentsFn::apply(X, order);
   return {out[0], out[1]};
 }

@@ -23,6 +23,10 @@ const c10::TypedOperatorHandle<ConcatSig>& concat_handle(bool depth) {
 const c10::TypedOperatorHandle<SplitSig>& split_handle(bool depth) {
   return depth ? C2_OP("depth_split", SplitSig) : C2_OP("split", SplitSig);
 }
+decltype(auto) split_by_lengths_op() {
+  return C2_OP("split_by_lengths",
+               std::vector<T>(const T&, const T&, int64_t, std::optional<int64_t>, OptStr, bool));
+}
 
 class ConcatFn : public torch::autograd::Function<ConcatFn> {
  public:
@@ -104,9 +108,7 @@ class SplitByLengthsFn : public torch::autograd::Function<SplitByLengthsFn> {
     constexpr const char* op = "split_by_lengths";
     C2_CHECK(input.dim() >= 1, op, "input must have rank >= 1, got a 0-d tensor");
     const int64_t a = resolve_axis(op, "split", axis, optional_string(order), false, input.dim());
-    auto outs = C2_OP("split_by_lengths", std::vector<T>(const T&, const T&, int64_t,
-                                                         std::optional<int64_t>, OptStr, bool))
-                    .call(input, lengths, num_outputs, axis, order, use_scaling_lengths);
+    auto outs = split_by_lengths_op().call(input, lengths, num_outputs, axis, order, use_scaling_lengths);
     save_split(ctx, outs, a, false);
     return outs;
   }
@@ -115,26 +117,40 @@ class SplitByLengthsFn : public torch::autograd::Function<SplitByLengthsFn> {
   }
 };
 
-std::tuple<T, T> concat_autograd(at::TensorList inputs, std::optional<int64_t> axis, OptStr order, bool add_axis) {
-  auto r = ConcatFn::apply(inputs, axis, order, add_axis, false);
+std::tuple<T, T> concat_any(at::TensorList inputs, std::optional<int64_t> axis, OptStr order, bool add_axis,
+                            bool depth) {
+  if (!grad_needed(inputs)) return call_below_autograd(concat_handle(depth), inputs, axis, order, add_axis);
+  auto r = ConcatFn::apply(inputs, axis, order, add_axis, depth);
   return {r[0], r[1]};
+}
+std::tuple<T, T> concat_autograd(at::TensorList inputs, std::optional<int64_t> axis, OptStr order, bool add_axis) {
+  return concat_any(inputs, axis, order, add_axis, false);
 }
 std::tuple<T, T> depth_concat_autograd(at::TensorList inputs, std::optional<int64_t> axis, OptStr order,
                                        bool add_axis) {
-  auto r = ConcatFn::apply(inputs, axis, order, add_axis, true);
-  return {r[0], r[1]};
+  return concat_any(inputs, axis, order, add_axis, true);
+}
+std::vector<T> split_any(const T& input, const std::optional<T>& split_tensor, at::IntArrayRef split,
+                         std::optional<int64_t> axis, OptStr order, bool add_axis, int64_t num_outputs, bool depth) {
+  if (!grad_needed(input)) {
+    return call_below_autograd(split_handle(depth), input, split_tensor, split, axis, order, add_axis, num_outputs);
+  }
+  return SplitFn::apply(input, split_tensor, split, axis, order, add_axis, num_outputs, depth);
 }
 std::vector<T> split_autograd(const T& input, const std::optional<T>& split_tensor, at::IntArrayRef split,
                               std::optional<int64_t> axis, OptStr order, bool add_axis, int64_t num_outputs) {
-  return SplitFn::apply(input, split_tensor, split, axis, order, add_axis, num_outputs, false);
+  return split_any(input, split_tensor, split, axis, order, add_axis, num_outputs, false);
 }
 std::vector<T> depth_split_autograd(const T& input, const std::optional<T>& split_tensor,
                                     at::IntArrayRef split, std::optional<int64_t> axis, OptStr order,
                                     bool add_axis, int64_t num_outputs) {
-  return SplitFn::apply(input, split_tensor, split, axis, order, add_axis, num_outputs, true);
+  return split_any(input, split_tensor, split, axis, order, add_axis, num_outputs, true);
 }
 std::vector<T> split_by_lengths_autograd(const T& input, const T& lengths, int64_t num_outputs,
                                          std::optional<int64_t> axis, OptStr order, bool use_scaling_lengths) {
+  if (!grad_needed(input)) {
+    return call_below_autograd(split_by_lengths_op(), input, lengths, num_outputs, axis, order, use_scaling_lengths);
+  }
   return SplitByLengthsFn::apply(input, lengths, num_outputs, axis, order, use_scaling_lengths);
 }
 

@@ -8,14 +8,17 @@ namespace caffe2ops {
 namespace {
 
 using T = at::Tensor;
+using DropoutSig = std::tuple<T, T>(const T&, double, bool, std::optional<at::Generator>);
+
+decltype(auto) dropout_op() { return C2_OP("dropout", DropoutSig); }
+decltype(auto) cudnn_dropout_op() { return C2_OP("cudnn_dropout", DropoutSig); }
 
 class DropoutFn : public torch::autograd::Function<DropoutFn> {
  public:
   static variable_list forward(AutogradContext* ctx, const T& X, double ratio, bool is_test,
                                std::optional<at::Generator> generator) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    auto [Y, mask] = C2_OP("dropout", std::tuple<T, T>(const T&, double, bool, std::optional<at::Generator>))
-                         .call(X, ratio, is_test, generator);
+    auto [Y, mask] = dropout_op().call(X, ratio, is_test, generator);
     ctx->mark_non_differentiable({mask});
     if (!is_test) ctx->save_for_backward({mask});
     ctx->saved_data["ratio"] = ratio;
@@ -38,8 +41,7 @@ class CudnnDropoutFn : public torch::autograd::Function<CudnnDropoutFn> {
   static variable_list forward(AutogradContext* ctx, const T& X, double ratio, bool is_test,
                                std::optional<at::Generator> generator) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    auto [Y, reserve] = C2_OP("cudnn_dropout", std::tuple<T, T>(const T&, double, bool, std::optional<at::Generator>))
-                            .call(X, ratio, is_test, generator);
+    auto [Y, reserve] = cudnn_dropout_op().call(X, ratio, is_test, generator);
     ctx->mark_non_differentiable({reserve});
     ctx->save_for_backward({reserve});
     ctx->saved_data["ratio"] = ratio;
@@ -56,12 +58,14 @@ class CudnnDropoutFn : public torch::autograd::Function<CudnnDropoutFn> {
 
 std::tuple<T, T> cudnn_dropout_autograd(const T& X, double ratio, bool is_test,
                                         std::optional<at::Generator> generator) {
+  if (!grad_needed(X)) return call_below_autograd(cudnn_dropout_op(), X, ratio, is_test, generator);
   auto out = CudnnDropoutFn::apply(X, ratio, is_test, generator);
   return {out[0], out[1]};
 }
 
 std::tuple<T, T> dropout_autograd(const T& X, double ratio, bool is_test,
                                   std::optional<at::Generator> generator) {
+  if (!grad_needed(X)) return call_below_autograd(dropout_op(), X, ratio, is_test, generator);
   auto out = DropoutFn::apply(X, ratio, is_test, generator);
   return {out[0], out[1]};
 }

@@ -9,14 +9,17 @@ namespace {
 
 using T = at::Tensor;
 
+decltype(auto) criterion_op() {
+  return C2_OP("margin_ranking_criterion", T(const T&, const T&, const T&, double));
+}
+
 class MarginRankingCriterionFn : public torch::autograd::Function<MarginRankingCriterionFn> {
  public:
   static T forward(AutogradContext* ctx, const T& X1, const T& X2, const T& Y, double margin) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward({X1, X2, Y});
     ctx->saved_data["margin"] = margin;
-    return C2_OP("margin_ranking_criterion", T(const T&, const T&, const T&, double))
-        .call(X1, X2, Y, margin);
+    return criterion_op().call(X1, X2, Y, margin);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto s = ctx->get_saved_variables();
@@ -28,6 +31,7 @@ class MarginRankingCriterionFn : public torch::autograd::Function<MarginRankingC
 };
 
 T margin_ranking_criterion_autograd(const T& X1, const T& X2, const T& Y, double margin) {
+  if (!grad_needed(X1, X2)) return call_below_autograd(criterion_op(), X1, X2, Y, margin);
   return MarginRankingCriterionFn::apply(X1, X2, Y, margin);
 }
 
