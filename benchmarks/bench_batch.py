@@ -21,6 +21,12 @@ def permutation(size, device):
            2 * X.numel() * F32, "X.index_select(0, idx)")
     yield ("batch_permutation fwd+bwd", fwd_bwd(lambda x: C2.batch_permutation(x, idx), Xg),
            fwd_bwd(lambda x: x.index_select(0, il), Xg), 4 * X.numel() * F32, "index_select + autograd")
+    n1 = N * K  # 1-D X: one element per row, the gradient is split by destination row
+    i1 = torch.randint(0, n1, (n1,), device=device)
+    dy1 = torch.randn(n1, device=device)
+    yield ("batch_permutation_gradient 1-D", lambda: C2.batch_permutation_gradient(i1, dy1),
+           lambda: torch.zeros_like(dy1).index_add_(0, i1, dy1), 2 * n1 * F32 + n1 * 8,
+           "zeros + index_add_(0, idx, dY)")
 
 
 def gather(size, device):

@@ -213,6 +213,23 @@ def test_batch_permutation_random(seed, itype, dtype):
     assert_close(C2.batch_permutation(noncontiguous(t(X, dtype)), t(idx, itype)), ref_permutation(X, idx).astype(Y.cpu().numpy().dtype))
 
 
+@pytest.mark.parametrize("itype", INDEX_DTYPES)
+def test_batch_permutation_gradient_long_1d(itype):
+    # 1-D X (K = 1) with repeats: rows are split across threads by destination.
+    r = rng(11)
+    N = 200_000
+    idx = r.integers(0, N, size=N)
+    dY = r.standard_normal(N)
+    expected = ref_permutation_grad(idx, dY)
+    old = torch.get_num_threads()
+    try:
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            assert_close(C2.batch_permutation_gradient(t(idx, itype), t(dY)), expected, rtol=1e-12, atol=1e-12)
+    finally:
+        torch.set_num_threads(old)
+
+
 def test_batch_permutation_gtest_permutations():
     perms = [list(range(8)), list(range(7, -1, -1)), [1, 3, 5, 7, 0, 2, 4, 6], [4, 5, 6, 7, 0, 1, 2, 3], [3, 1, 5, 7, 6, 2, 4, 0]]
     X = torch.arange(8 * 2 * 3 * 2, dtype=torch.float32).reshape(8, 2, 3, 2)

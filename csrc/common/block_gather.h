@@ -76,6 +76,26 @@ void scatter_add_blocks(scalar_t* grad_data, const scalar_t* grad, const index_t
     at::parallel_for(0, P, grain_for((L + M) * block * sizeof(scalar_t)), [&](int64_t b, int64_t e) {
       for (int64_t p = b; p < e; ++p) rows(p, 0, block);
     });
+  } else if (block < 16) {
+    // Rows too narrow to split by column (a 1-D permutation has one): each task owns a range
+    // of destination rows and scans all L indices for its own. The index reads repeat per
+    // task, which pays only when the destination is too large for the cache, so that the
+    // random read-modify-writes dominate (measured: 1.4x at 16M rows, 0.4x at 64K rows).
+    const bool split = M * block * static_cast<int64_t>(sizeof(scalar_t)) >= (int64_t{1} << 22) &&
+                       L * static_cast<int64_t>(sizeof(index_t)) >= kGrainBytes;
+    const int64_t tasks = split ? at::get_num_threads() : 1;
+    at::parallel_for(0, M, (M + tasks - 1) / tasks, [&](int64_t m0, int64_t m1) {
+      std::fill(grad_data + m0 * block, grad_data + m1 * block, scalar_t(0));
+      for (int64_t i = 0; i < L; ++i) {
+        const int64_t m = static_cast<int64_t>(indices[i]);
+        if (m < m0 || m >= m1) continue;
+        if (block == 1) {
+          grad_data[m] += grad[i];
+        } else {
+          for (int64_t c = 0; c < block; ++c) grad_data[m * block + c] += grad[i * block + c];
+        }
+      }
+    });
   } else {
     // Column chunks of at least 16 elements keep each thread on whole cache lines.
     const int64_t min_cols = std::max<int64_t>(16, grain_for((L + M) * sizeof(scalar_t)));
