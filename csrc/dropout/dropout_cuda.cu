@@ -131,14 +131,18 @@ void describe(at::native::TensorDescriptor& desc, at::ScalarType dtype, int64_t 
   desc.set(cudnn_type(dtype), {numel, 1, 1, 1}, {1, 1, 1, 1}, 0);
 }
 
+size_t reserve_bytes_for(const at::native::TensorDescriptor& desc) {
+  size_t bytes = 0;
+  AT_CUDNN_CHECK(cudnnDropoutGetReserveSpaceSize(desc.desc(), &bytes));
+  return bytes;
+}
+
 }  // namespace
 
 int64_t cudnn_dropout_reserve_bytes(at::ScalarType dtype, int64_t numel) {
   at::native::TensorDescriptor desc;
   describe(desc, dtype, numel);
-  size_t bytes = 0;
-  AT_CUDNN_CHECK(cudnnDropoutGetReserveSpaceSize(desc.desc(), &bytes));
-  return static_cast<int64_t>(bytes);
+  return static_cast<int64_t>(reserve_bytes_for(desc));
 }
 
 namespace {
@@ -184,8 +188,7 @@ std::tuple<T, T> cudnn_dropout_cuda(const T& X, double ratio, bool is_test, std:
   } else {
     dropout.set_no_dropout(handle);
   }
-  size_t reserve_bytes = 0;
-  AT_CUDNN_CHECK(cudnnDropoutGetReserveSpaceSize(desc.desc(), &reserve_bytes));
+  const size_t reserve_bytes = reserve_bytes_for(desc);
   auto reserve = at::empty({static_cast<int64_t>(reserve_bytes)}, x.options().dtype(at::kByte));
   auto Y = at::empty_like(x);
   AT_CUDNN_CHECK(cudnnDropoutForward(handle, dropout.desc(), desc.desc(), x.const_data_ptr(), desc.desc(),
@@ -204,8 +207,7 @@ T cudnn_dropout_gradient_cuda(const T& dY, const T& reserve_space, double ratio,
   AT_CUDNN_CHECK(cudnnSetStream(handle, at::cuda::getCurrentCUDAStream()));
   at::native::TensorDescriptor desc;
   describe(desc, dy.scalar_type(), dy.numel());
-  size_t reserve_bytes = 0;
-  AT_CUDNN_CHECK(cudnnDropoutGetReserveSpaceSize(desc.desc(), &reserve_bytes));
+  const size_t reserve_bytes = reserve_bytes_for(desc);
   C2_CHECK(static_cast<int64_t>(reserve_bytes) == reserve_space.numel(), op, "reserve_space has ",
            reserve_space.numel(), " bytes but dY needs ", reserve_bytes, " (was it made for a dY of this size?)");
   at::native::DropoutDescriptor dropout;
