@@ -1,5 +1,9 @@
-"""Modules for the ops whose natural form is a layer. All are TorchScript-compatible."""
-from typing import Tuple
+"""Modules for the operators whose natural form is a layer.
+
+All modules are TorchScript-compatible (``torch.jit.script``), trace under ``torch.compile``
+and export with ``torch.export``.
+"""
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -8,22 +12,64 @@ from . import ops
 
 
 class Dropout(torch.nn.Module):
-    """Caffe2's Dropout: inverted dropout with P(keep) = 1 - ratio, following ``self.training``.
+    """Caffe2's dropout as a layer: inverted dropout that follows ``self.training``.
 
-    ``engine="cudnn"`` selects cuDNN's dropout on CUDA builds (spec 4.3); the default engine
-    runs on every device. Evaluation mode returns a copy of the input.
+    In training mode every element is kept with probability ``1 - ratio`` and kept elements
+    are multiplied by ``1 / (1 - ratio)``; in evaluation mode (``module.eval()``) the output is
+    a copy of the input. The mask is drawn from PyTorch's default generator of the input's
+    device, so ``torch.manual_seed`` reproduces it. See :func:`torch_caffe2ops.ops.dropout`.
+
+    Args:
+        ratio: drop probability, ``0 <= ratio < 1`` (Caffe2's argument name). Default 0.5.
+        engine: ``"default"`` (every device) or ``"cudnn"`` (Caffe2's ``engine="CUDNN"``;
+            needs CUDA tensors and a build with cuDNN).
+        p: the same as ``ratio``, under ``torch.nn.Dropout``'s name. Give one or the other.
+
+    Raises:
+        ValueError: ``ratio`` outside ``[0, 1)`` (unlike torch, 1 is rejected), both ``ratio``
+            and ``p`` given with different values, or an unknown ``engine``.
+        TypeError: ``ratio``/``p`` is not a number.
+
+    Caffe2: ``Dropout`` / ``DropoutGrad`` with ``is_test = not module.training``.
     """
 
-    def __init__(self, ratio: float = 0.5, engine: str = "default"):
+    __jit_unused_properties__ = ["p"]  # a scripted module keeps ``ratio`` only
+
+    def __init__(self, ratio: Optional[float] = None, engine: str = "default", *, p: Optional[float] = None):
         super().__init__()
-        if not 0.0 <= ratio < 1.0:
-            raise ValueError(f"Dropout: ratio must be in [0, 1), got {ratio}")
+        if ratio is not None and p is not None and float(ratio) != float(p):
+            raise ValueError(f"Dropout: give ratio or p, not both (got ratio={ratio}, p={p})")
+        value = ratio if ratio is not None else (p if p is not None else 0.5)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"Dropout: ratio (p) must be a float, got {type(value).__name__}")
+        value = float(value)
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"Dropout: ratio (p) must be in [0, 1), got {value}")
         if engine not in ("default", "cudnn"):
             raise ValueError(f"Dropout: engine must be 'default' or 'cudnn', got {engine!r}")
-        self.ratio = ratio
+        self.ratio = value
         self.engine = engine
 
+    @property
+    def p(self) -> float:
+        """The drop probability under ``torch.nn.Dropout``'s name (same as ``ratio``; eager only)."""
+        return self.ratio
+
+    @p.setter
+    def p(self, value: float) -> None:
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"Dropout: ratio (p) must be in [0, 1), got {value}")
+        self.ratio = float(value)
+
     def forward(self, x: Tensor) -> Tensor:
+        """Applies dropout to ``x`` (a copy of ``x`` in evaluation mode).
+
+        Args:
+            x: floating tensor of any shape.
+
+        Returns:
+            Tensor shaped and typed like ``x``.
+        """
         if self.engine == "cudnn":
             return ops.cudnn_dropout(x, self.ratio, not self.training)[0]
         return ops.dropout(x, self.ratio, not self.training)[0]
@@ -33,9 +79,20 @@ class Dropout(torch.nn.Module):
 
 
 class MarginRankingCriterion(torch.nn.Module):
-    """Caffe2's pairwise ranking loss max(0, -y (x1 - x2) + margin) (default margin 1.0).
+    """Caffe2's pairwise hinge ranking loss ``max(0, -y * (x1 - x2) + margin)``.
 
-    ``reduction`` is "none" (Caffe2's elementwise output, the default), "mean" or "sum".
+    ``y = 1`` means ``x1`` should score higher than ``x2``, ``y = -1`` the opposite. Inputs are
+    matched elementwise in flattened order. See :func:`torch_caffe2ops.ops.margin_ranking_criterion`.
+
+    Args:
+        margin: the margin. Default 1.0 (``torch.nn.MarginRankingLoss`` defaults to 0).
+        reduction: ``"none"`` (Caffe2's elementwise output, the default; torch's default is
+            ``"mean"``), ``"mean"`` or ``"sum"``.
+
+    Raises:
+        ValueError: an unknown ``reduction``.
+
+    Caffe2: ``MarginRankingCriterion`` (``reduction="none"``).
     """
 
     def __init__(self, margin: float = 1.0, reduction: str = "none"):
@@ -46,6 +103,16 @@ class MarginRankingCriterion(torch.nn.Module):
         self.reduction = reduction
 
     def forward(self, x1: Tensor, x2: Tensor, y: Tensor) -> Tensor:
+        """Computes the loss.
+
+        Args:
+            x1: float32 or float64 scores.
+            x2: scores with ``x1``'s dtype and number of elements.
+            y: labels (int32, int64 or ``x1``'s dtype), usually +1 or -1.
+
+        Returns:
+            The elementwise loss shaped like ``x1`` (``"none"``), or its mean or sum (0-d).
+        """
         loss = ops.margin_ranking_criterion(x1, x2, y, self.margin)
         if self.reduction == "mean":
             return loss.mean()
@@ -58,11 +125,27 @@ class MarginRankingCriterion(torch.nn.Module):
 
 
 class BatchMoments(torch.nn.Module):
-    """Per-channel (E[x], E[x^2]) of Caffe2's BatchMoments (spec 2.6)."""
+    """Per-channel mean and raw second moment ``(E[x], E[x^2])`` (not the variance).
+
+    See :func:`torch_caffe2ops.ops.batch_moments`.
+
+    Args:
+        order: ``"NCHW"`` (channels in dimension 1, the default) or ``"NHWC"`` (channels last).
+
+    Caffe2: ``BatchMoments``.
+    """
 
     def __init__(self, order: str = "NCHW"):
         super().__init__()
         self.order = order
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """Returns ``(mean, second_moment)``, each of shape ``[C]``.
+
+        Args:
+            x: floating tensor of rank >= 2.
+
+        Returns:
+            Tuple of two 1-D tensors with ``x``'s dtype.
+        """
         return ops.batch_moments(x, self.order)
