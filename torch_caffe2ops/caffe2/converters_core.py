@@ -1,0 +1,235 @@
+"""Converters for Caffe2's core (non-fill) operators that ranking and vision nets use.
+
+Each converter reproduces the Caffe2 operator's arguments and defaults; the math lives in
+:mod:`.functional` so that it can be tested and scripted on its own.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import functional as fn
+from .context import ConversionContext
+from .dtypes import torch_dtype
+from .errors import InvalidArgumentError
+from .registry import Arg, OpCall, register_converter
+
+# --- dense layers -----------------------------------------------------------------------------
+
+
+@register_converter("FC", args={"axis": 1, "axis_w": 1, "float16_compute": False}, inputs=(3, 3), outputs=(1, 1))
+def _fc(ctx: ConversionContext, op: OpCall):
+    # float16_compute only picks a GPU math mode; the result is the same product.
+    x, w, b = op.inputs
+    return ctx.call(fn.fc, x, w, b, op.args["axis"], op.args["axis_w"])
+
+
+@register_converter(
+    "FCTransposed", args={"axis": 1, "axis_w": 1, "float16_compute": False}, inputs=(3, 3), outputs=(1, 1)
+)
+def _fc_transposed(ctx: ConversionContext, op: OpCall):
+    x, w, b = op.inputs
+    return ctx.call(fn.fc_transposed, x, w, b, op.args["axis"], op.args["axis_w"])
+
+
+# --- unary elementwise --------------------------------------------------------------------------
+
+
+def _unary(op_type: str, target) -> None:
+    @register_converter(op_type, inputs=(1, 1), outputs=(1, 1))
+    def convert(ctx: ConversionContext, op: OpCall):
+        return ctx.call(target, op.inputs[0])
+
+
+for _type, _target in {
+    "Relu": torch.relu,
+    "Sigmoid": torch.sigmoid,
+    "Tanh": torch.tanh,
+    "Exp": torch.exp,
+    "Log": torch.log,
+    "Sqrt": torch.sqrt,
+}.items():
+    _unary(_type, _target)
+
+
+@register_converter("Copy", inputs=(1, 1), outputs=(1, 1))
+def _copy(ctx: ConversionContext, op: OpCall):
+    return ctx.method("clone", op.inputs[0])
+
+
+@register_converter("Alias", inputs=(1, 1), outputs=(1, 1))
+def _alias(ctx: ConversionContext, op: OpCall):
+    # The output blob shares the input's storage: the same fx value.
+    return op.inputs[0]
+
+
+@register_converter("StopGradient", inputs=(1, 1), outputs=(1, 1))
+def _stop_gradient(ctx: ConversionContext, op: OpCall):
+    return ctx.method("detach", op.inputs[0])
+
+
+@register_converter("Scale", args={"scale": 1.0}, inputs=(1, 1), outputs=(1, 1))
+def _scale(ctx: ConversionContext, op: OpCall):
+    return ctx.call(torch.mul, op.inputs[0], op.args["scale"])
+
+
+@register_converter("Clip", args={"min": Arg("float"), "max": Arg("float")}, inputs=(1, 1), outputs=(1, 1))
+def _clip(ctx: ConversionContext, op: OpCall):
+    # An absent bound is the type's lowest/highest value, i.e. no bound.
+    return ctx.call(torch.clamp, op.inputs[0], op.args["min"], op.args["max"])
+
+
+@register_converter("Cast", args={"to": Arg("proto")}, inputs=(1, 1), outputs=(1, 1))
+def _cast(ctx: ConversionContext, op: OpCall):
+    arg = op.args["to"]
+    if arg is None:
+        raise InvalidArgumentError(f"Cast ({op.describe()}): argument 'to' is required")
+    # Caffe2 accepts the DataType as its number or, in some writers, as its name.
+    to = arg.s.decode() if arg.HasField("s") else int(arg.i)
+    try:
+        dtype = torch_dtype(to)
+    except ValueError as e:
+        raise InvalidArgumentError(f"Cast ({op.describe()}): argument 'to' = {to!r}: {e}") from None
+    return ctx.method("to", op.inputs[0], dtype)
+
+
+# --- binary elementwise (numpy broadcasting, or Caffe2's legacy broadcast=1 rule) ---------------
+
+
+def _binary(op_type: str, target) -> None:
+    @register_converter(
+        op_type,
+        args={"broadcast": False, "axis": -1, "axis_str": Arg("str"), "order": "NCHW"},
+        inputs=(2, 2),
+        outputs=(1, 1),
+    )
+    def convert(ctx: ConversionContext, op: OpCall):
+        broadcast, axis = op.args["broadcast"], op.args["axis"]
+        if op.has("axis_str"):
+            if op.has("axis"):
+                raise InvalidArgumentError(f"{op_type} ({op.describe()}): axis and axis_str cannot be used together")
+            axis_str, order = op.args["axis_str"], op.args["order"]
+            if len(axis_str) != 1 or axis_str not in order:
+                raise InvalidArgumentError(
+                    f"{op_type} ({op.describe()}): axis_str {axis_str!r} is not a letter of order {order!r}"
+                )
+            axis = order.index(axis_str)
+        if not broadcast and (op.has("axis") or op.has("axis_str")):
+            raise InvalidArgumentError(
+                f"{op_type} ({op.describe()}): do not specify axis or axis_str if broadcast is not enabled"
+            )
+        a, b = op.inputs
+        return ctx.call(target, a, b, broadcast, axis)
+
+
+for _type, _target in {"Add": fn.add, "Sub": fn.sub, "Mul": fn.mul, "Div": fn.div}.items():
+    _binary(_type, _target)
+
+
+@register_converter("Sum", inputs=(1, None), outputs=(1, 1))
+def _sum(ctx: ConversionContext, op: OpCall):
+    return ctx.call(fn.sum_inputs, list(op.inputs))
+
+
+# --- normalisation ------------------------------------------------------------------------------
+
+
+@register_converter("Softmax", args={"axis": 1}, inputs=(1, 1), outputs=(1, 1))
+def _softmax(ctx: ConversionContext, op: OpCall):
+    return ctx.call(fn.softmax, op.inputs[0], op.args["axis"])
+
+
+@register_converter(
+    "LayerNorm", args={"axis": 1, "epsilon": 1e-5, "elementwise_affine": False}, inputs=(1, 3), outputs=(1, 3)
+)
+def _layer_norm(ctx: ConversionContext, op: OpCall):
+    affine = op.args["elementwise_affine"]
+    if affine != (len(op.inputs) == 3) or len(op.inputs) == 2:
+        raise InvalidArgumentError(
+            f"LayerNorm ({op.describe()}): elementwise_affine={int(affine)} needs "
+            f"{'3 inputs (X, gamma, beta)' if affine else '1 input'}, got {len(op.inputs)}"
+        )
+    gamma, beta = (op.inputs[1], op.inputs[2]) if affine else (None, None)
+    node = ctx.call(fn.layer_norm, op.inputs[0], op.args["axis"], op.args["epsilon"], gamma, beta, name="layer_norm")
+    return ctx.unpack(node, 3)
+
+
+# --- shapes -------------------------------------------------------------------------------------
+
+
+@register_converter("Reshape", args={"shape": Arg("ints")}, inputs=(1, 2), outputs=(1, 2))
+def _reshape(ctx: ConversionContext, op: OpCall):
+    x = op.inputs[0]
+    if len(op.inputs) == 2:
+        if op.has("shape"):
+            raise InvalidArgumentError(
+                f"Reshape ({op.describe()}): the new shape comes from the input blob; do not also pass `shape`"
+            )
+        y = ctx.call(fn.reshape_from_tensor, x, op.inputs[1])
+        # old_shape takes the integer type of the shape input, which is only known at run time;
+        # Caffe2 nets use int64 shape blobs in practice.
+        shape_dtype = torch.int64
+    else:
+        if not op.has("shape"):
+            raise InvalidArgumentError(f"Reshape ({op.describe()}): argument `shape` is missing")
+        y = ctx.call(fn.reshape, x, op.args["shape"])
+        shape_dtype = torch.int64
+    names = op.output_names
+    old = ctx.call(fn.shape_of, x, shape_dtype, name=names[1] if len(names) > 1 else "old_shape")
+    return [y, old]
+
+
+@register_converter("Transpose", args={"axes": Arg("ints", [])}, inputs=(1, 1), outputs=(1, 1))
+def _transpose(ctx: ConversionContext, op: OpCall):
+    return ctx.call(fn.transpose, op.inputs[0], op.args["axes"])
+
+
+@register_converter("Flatten", args={"axis": 1}, inputs=(1, 1), outputs=(1, 1))
+def _flatten(ctx: ConversionContext, op: OpCall):
+    return ctx.call(fn.flatten, op.inputs[0], op.args["axis"])
+
+
+@register_converter("FlattenToVec", inputs=(1, 1), outputs=(1, 1))
+def _flatten_to_vec(ctx: ConversionContext, op: OpCall):
+    return ctx.method("reshape", op.inputs[0], -1)
+
+
+@register_converter("ExpandDims", args={"dims": Arg("ints", [])}, inputs=(1, 1), outputs=(1, 1))
+def _expand_dims(ctx: ConversionContext, op: OpCall):
+    return ctx.call(fn.expand_dims, op.inputs[0], op.args["dims"])
+
+
+@register_converter("Squeeze", args={"dims": Arg("ints", [])}, inputs=(1, 1), outputs=(1, 1))
+def _squeeze(ctx: ConversionContext, op: OpCall):
+    return ctx.call(fn.squeeze, op.inputs[0], op.args["dims"])
+
+
+@register_converter("Gather", args={"axis": 0, "wrap_indices": Arg("bool")}, inputs=(2, 2), outputs=(1, 1))
+def _gather(ctx: ConversionContext, op: OpCall):
+    # Without the argument Caffe2 wraps negative indices only when gathering along axis 0.
+    wrap = op.args["wrap_indices"] if op.has("wrap_indices") else op.args["axis"] == 0
+    return ctx.call(fn.gather, op.inputs[0], op.inputs[1], op.args["axis"], wrap)
+
+
+# --- segment reductions -------------------------------------------------------------------------
+
+
+@register_converter("SparseLengthsSum", inputs=(3, 3), outputs=(1, 1))
+def _sls(ctx: ConversionContext, op: OpCall):
+    return ctx.call(fn.sparse_lengths_sum, *op.inputs)
+
+
+@register_converter("SparseLengthsWeightedSum", args={"grad_on_weights": False}, inputs=(4, 4), outputs=(1, 1))
+def _slws(ctx: ConversionContext, op: OpCall):
+    # grad_on_weights only decides whether Caffe2's gradient op also returns dWEIGHTS; autograd
+    # differentiates both inputs anyway.
+    return ctx.call(fn.sparse_lengths_weighted_sum, *op.inputs)
+
+
+@register_converter("SparseLengthsMean", inputs=(3, 3), outputs=(1, 1))
+def _slm(ctx: ConversionContext, op: OpCall):
+    return ctx.call(fn.sparse_lengths_mean, *op.inputs)
+
+
+@register_converter("LengthsSum", inputs=(2, 2), outputs=(1, 1))
+def _lengths_sum(ctx: ConversionContext, op: OpCall):
+    return ctx.call(fn.lengths_sum, *op.inputs)

@@ -1,0 +1,155 @@
+"""Converters for Caffe2's filler operators (init nets, and ConstantFill in predict nets).
+
+A filler without an input has a shape known at conversion time: its value is computed once,
+when the net is loaded, and stored as a constant (random fills draw from torch's default
+generator, so ``torch.manual_seed`` makes a load reproducible). A filler with an input takes
+its shape from that input at run time (``input_as_shape``: from its values) followed by
+``extra_shape``, as Caffe2's FillerOp does.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import torch
+
+from . import functional as fn
+from .context import ConversionContext
+from .dtypes import torch_dtype
+from .errors import InvalidArgumentError
+from .proto import DATA_TYPES
+from .registry import Arg, OpCall, register_converter
+
+_SHAPE_ARGS = {"shape": Arg("ints", []), "extra_shape": Arg("ints", []), "input_as_shape": False}
+
+
+def _static_shape(op: OpCall) -> Optional[list[int]]:
+    """The output shape when the filler has no input, checking Caffe2's argument rules."""
+    if op.inputs:
+        if op.args["shape"]:
+            raise InvalidArgumentError(
+                f"{op.type} ({op.describe()}): cannot set the shape argument and pass in an input at the same time"
+            )
+        return None
+    if op.args["extra_shape"]:
+        raise InvalidArgumentError(f"{op.type} ({op.describe()}): cannot set extra_shape when there is no input")
+    if op.args["input_as_shape"]:
+        raise InvalidArgumentError(f"{op.type} ({op.describe()}): an input must be given if input_as_shape is true")
+    return list(op.args["shape"])
+
+
+def _runtime_shape(ctx: ConversionContext, op: OpCall) -> Any:
+    return ctx.call(
+        fn.fill_shape, op.inputs[0], op.args["extra_shape"], op.args["input_as_shape"], name=f"{ctx.name_hint}_shape"
+    )
+
+
+def _fill(ctx: ConversionContext, op: OpCall, make: Callable[[Any], Any], make_node: Callable[[Any], Any]):
+    shape = _static_shape(op)
+    if shape is not None:
+        with torch.no_grad():
+            return ctx.constant(make(shape))
+    return make_node(_runtime_shape(ctx, op))
+
+
+# --- ConstantFill -------------------------------------------------------------------------------
+
+
+def _constant_fill_dtype(op: OpCall) -> torch.dtype:
+    if op.has("dtype"):
+        code = op.args["dtype"]
+    elif op.has("value"):
+        # Without dtype Caffe2 takes the value's field type: f -> FLOAT, i -> INT64.
+        code = DATA_TYPES["FLOAT"] if isinstance(op.args["value"], float) else DATA_TYPES["INT64"]
+    else:
+        code = DATA_TYPES["FLOAT"]
+    if code == DATA_TYPES["STRING"]:
+        raise InvalidArgumentError(f"ConstantFill ({op.describe()}): string tensors have no PyTorch equivalent")
+    try:
+        return torch_dtype(code)
+    except ValueError as e:
+        raise InvalidArgumentError(f"ConstantFill ({op.describe()}): argument 'dtype' = {code}: {e}") from None
+
+
+@register_converter(
+    "ConstantFill", args={**_SHAPE_ARGS, "value": Arg("number", 0), "dtype": Arg("int")}, inputs=(0, 1), outputs=(1, 1)
+)
+def _constant_fill(ctx: ConversionContext, op: OpCall):
+    dtype = _constant_fill_dtype(op)
+    value = op.args["value"]
+    value = bool(value) if dtype == torch.bool else (float(value) if dtype.is_floating_point else int(value))
+    if op.inputs:
+        target = fn.constant_fill_float if dtype.is_floating_point else fn.constant_fill_int
+        return ctx.call(
+            target, op.inputs[0], op.args["extra_shape"], op.args["input_as_shape"], value if dtype != torch.bool else int(value), dtype
+        )
+    return _fill(ctx, op, lambda s: torch.full(s, value, dtype=dtype), lambda s: None)
+
+
+# --- GivenTensor*Fill ---------------------------------------------------------------------------
+
+
+def _given_tensor_fill(op_type: str, kind: str, default_dtype: torch.dtype, has_dtype_arg: bool = False) -> None:
+    args: dict[str, Any] = {**_SHAPE_ARGS, "values": Arg(kind, [])}
+    if has_dtype_arg:
+        args["dtype"] = Arg("int")
+
+    @register_converter(op_type, args=args, inputs=(0, 1), outputs=(1, 1))
+    def convert(ctx: ConversionContext, op: OpCall):
+        dtype = default_dtype
+        if has_dtype_arg and op.has("dtype"):
+            try:
+                dtype = torch_dtype(op.args["dtype"])
+            except ValueError as e:
+                raise InvalidArgumentError(f"{op_type} ({op.describe()}): argument 'dtype': {e}") from None
+        # Argument.floats are float32 on the wire, so a double fill carries float32-rounded values.
+        values = torch.tensor(op.args["values"], dtype=torch.float64 if kind == "floats" else torch.int64).to(dtype)
+        shape = _static_shape(op)
+        if shape is not None:
+            if values.numel() != _numel(shape):
+                raise InvalidArgumentError(
+                    f"{op_type} ({op.describe()}): {values.numel()} values for shape {shape}"
+                )
+            return ctx.constant(values.reshape(shape))
+        flat = ctx.constant(values, name=f"{ctx.name_hint}_values")
+        return ctx.method("reshape", flat, _runtime_shape(ctx, op))
+
+
+def _numel(shape: list[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+_given_tensor_fill("GivenTensorFill", "floats", torch.float32, has_dtype_arg=True)
+_given_tensor_fill("GivenTensorDoubleFill", "floats", torch.float64)
+_given_tensor_fill("GivenTensorIntFill", "ints", torch.int32)
+_given_tensor_fill("GivenTensorInt64Fill", "ints", torch.int64)
+_given_tensor_fill("GivenTensorBoolFill", "ints", torch.bool)
+
+
+# --- random fills -------------------------------------------------------------------------------
+
+
+@register_converter("XavierFill", args=dict(_SHAPE_ARGS), inputs=(0, 1), outputs=(1, 1))
+def _xavier_fill(ctx: ConversionContext, op: OpCall):
+    return _fill(ctx, op, fn.xavier_fill, lambda s: ctx.call(fn.xavier_fill, s))
+
+
+@register_converter("MSRAFill", args=dict(_SHAPE_ARGS), inputs=(0, 1), outputs=(1, 1))
+def _msra_fill(ctx: ConversionContext, op: OpCall):
+    return _fill(ctx, op, fn.msra_fill, lambda s: ctx.call(fn.msra_fill, s))
+
+
+@register_converter("GaussianFill", args={**_SHAPE_ARGS, "mean": 0.0, "std": 1.0}, inputs=(0, 1), outputs=(1, 1))
+def _gaussian_fill(ctx: ConversionContext, op: OpCall):
+    mean, std = op.args["mean"], op.args["std"]
+    return _fill(ctx, op, lambda s: fn.gaussian_fill(s, mean, std), lambda s: ctx.call(fn.gaussian_fill, s, mean, std))
+
+
+@register_converter("UniformFill", args={**_SHAPE_ARGS, "min": 0.0, "max": 1.0}, inputs=(0, 1), outputs=(1, 1))
+def _uniform_fill(ctx: ConversionContext, op: OpCall):
+    low, high = op.args["min"], op.args["max"]
+    if not low < high:
+        raise InvalidArgumentError(f"UniformFill ({op.describe()}): max ({high}) must be bigger than min ({low})")
+    return _fill(ctx, op, lambda s: fn.uniform_fill(s, low, high), lambda s: ctx.call(fn.uniform_fill, s, low, high))
