@@ -1,0 +1,35 @@
+"""Sphinx configuration for the torch_caffe2ops documentation (built by scripts/docs.sh)."""
+import os
+import sys
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, ROOT)
+
+import torch_caffe2ops  # noqa: E402  (the API pages document the built package)
+
+project = "torch_caffe2ops"
+author = "torch_caffe2ops developers"
+release = torch_caffe2ops.__version__
+version = release
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.intersphinx",
+]
+source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
+myst_enable_extensions = ["colon_fence"]
+myst_heading_anchors = 3
+exclude_patterns = ["_build", "tools"]
+
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+autodoc_member_order = "bysource"
+autodoc_typehints = "signature"
+# intersphinx would need the network; plain references to torch stay text.
+intersphinx_mapping = {}
+
+html_theme = "alabaster"
+html_title = f"torch_caffe2ops {release}"
+html_theme_options = {"description": "Caffe2's operators as PyTorch operators", "page_width": "1100px"}
