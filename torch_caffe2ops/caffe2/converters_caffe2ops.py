@@ -67,23 +67,23 @@ def _batch_moments(ctx: ConversionContext, op: OpCall):
     return ctx.unpack(node, op.num_outputs)
 
 
-@register_converter("BatchBoxCox", args={"min_block_size": 256}, inputs=(3, 3), outputs=(1, 1))
+@register_converter("BatchBoxCox", args={"min_block_size": 256}, constant_inputs=(-1,), inputs=(3, 3), outputs=(1, 1))
 def _batch_box_cox(ctx: ConversionContext, op: OpCall):
     return ctx.call(_ops.batch_box_cox, *op.inputs, op.args["min_block_size"])
 
 
-@register_converter("BatchBucketize", inputs=(4, 4), outputs=(1, 1))
+@register_converter("BatchBucketize", constant_inputs=(-1,), inputs=(4, 4), outputs=(1, 1))
 def _batch_bucketize(ctx: ConversionContext, op: OpCall):
     # Caffe2's real input order: FEATURE, INDICES, BOUNDARIES, LENGTHS.
     return ctx.call(_ops.batch_bucketize, *op.inputs)
 
 
-@register_converter("BatchBucketOneHot", inputs=(3, 3), outputs=(1, 1))
+@register_converter("BatchBucketOneHot", constant_inputs=(-1,), inputs=(3, 3), outputs=(1, 1))
 def _batch_bucket_one_hot(ctx: ConversionContext, op: OpCall):
     return ctx.call(_ops.batch_bucket_one_hot, *op.inputs)
 
 
-@register_converter("ConcatBatchMatMulBatchGatherOp", inputs=(2, None), outputs=(1, 1))
+@register_converter("ConcatBatchMatMulBatchGatherOp", constant_inputs=(-1,), inputs=(2, None), outputs=(1, 1))
 def _concat_bmm_bg(ctx: ConversionContext, op: OpCall):
     return ctx.call(_ops.concat_batch_mat_mul_batch_gather, op.inputs[0], list(op.inputs[1:]))
 
@@ -152,7 +152,7 @@ def _dropout(ctx: ConversionContext, op: OpCall):
     if op.num_outputs == 1:
         # A training-mode Dropout in a predict net: it drops while the module is in training
         # mode (as Caffe2 would on every run) and is the identity after `.eval()`.
-        return ctx.call_module(c2nn.Dropout(ratio))
+        return ctx.call_module(c2nn.Dropout(ratio), op.inputs[0])
     # The mask is consumed, so keep Caffe2's training behaviour literally.
     node = ctx.call(_ops.dropout, op.inputs[0], ratio, False, name="dropout")
     return ctx.unpack(node, op.num_outputs)

@@ -120,13 +120,34 @@ def _count(lo: int, hi: Optional[int]) -> str:
     return str(lo) if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
 
 
-def _module(ctx: ConversionContext, graph: torch.fx.Graph, class_name: str, params: dict[str, torch.Tensor]) -> torch.fx.GraphModule:
+def trainable_init_blobs(predict: Any, init_blobs: dict[str, torch.Tensor]) -> set[str]:
+    """Floating init blobs that some operator reads at a differentiable input position (or that
+    the net returns as is). The others are loaded as buffers."""
+    trainable: set[str] = set(predict.external_output)
+    written: set[str] = set()
+    for op in predict.op:
+        converter = get_converter(op.type)
+        for position, blob in enumerate(op.input):
+            # Only the value before any operator overwrites the name is the init blob.
+            if blob not in written and not (converter and converter.is_constant_input(position)):
+                trainable.add(blob)
+        written.update(op.output)
+    return {b for b in trainable if b in init_blobs and init_blobs[b].is_floating_point()}
+
+
+def _module(
+    ctx: ConversionContext,
+    graph: torch.fx.Graph,
+    class_name: str,
+    params: dict[str, torch.Tensor],
+    trainable: frozenset[str] = frozenset(),
+) -> torch.fx.GraphModule:
     root = torch.nn.Module()
     used = {n.target for n in graph.nodes if n.op in ("get_attr", "call_module")}
-    for name in used:
+    for name in sorted(used):
         if name in params:
             t = params[name]
-            if t.is_floating_point():
+            if name in trainable:
                 root.register_parameter(name, torch.nn.Parameter(t, requires_grad=True))
             else:
                 root.register_buffer(name, t)
@@ -135,7 +156,16 @@ def _module(ctx: ConversionContext, graph: torch.fx.Graph, class_name: str, para
         elif name in ctx.modules:
             root.add_module(name, ctx.modules[name])
     gm = torch.fx.GraphModule(root, graph, class_name=class_name)
+    # Dead code (Reshape's unused old_shape, unused Dropout masks, ...) goes only now: purity
+    # checks of call_module nodes need the owning module.
+    gm.graph.eliminate_dead_code()
+    still_used = {n.target for n in gm.graph.nodes if n.op == "get_attr"}
+    for name in used - still_used:
+        if name in params or name in ctx.constants:
+            delattr(gm, name)
+    gm.delete_all_unused_submodules()
     gm.graph.lint()
+    gm.recompile()
     return gm
 
 
@@ -160,7 +190,8 @@ def load_net(
 
     ``predict_net`` / ``init_net``: a path (binary, or text for ``.pbtxt``/``.prototxt``/
     ``.txt``), ``bytes`` (binary or text), text as ``str``, or a parsed NetDef message. The init
-    net runs once: its floating blobs become trainable parameters, the others buffers. The
+    net runs once: its floating blobs become trainable parameters, the others buffers (as are
+    floating blobs read only by operators Caffe2 never differentiates, such as bucket borders). The
     module's ``forward`` takes the predict net's ``external_input`` blobs that the init net
     does not produce, positionally in that order, and returns the ``external_output`` blobs
     (one tensor, or a tuple when there are several).
@@ -179,12 +210,16 @@ def load_net(
     graph = torch.fx.Graph()
     ctx = ConversionContext(graph, device)
     params: dict[str, torch.Tensor] = {}
+    trainable_blobs = trainable_init_blobs(predict, blobs)
+    trainable: set[str] = set()
 
     def init_blob(blob: str) -> Optional[torch.fx.Node]:
         if blob not in blobs:
             return None
         attr = ctx.fresh_attr(blob)
         params[attr] = blobs[blob].to(device)
+        if blob in trainable_blobs:
+            trainable.add(attr)
         return graph.get_attr(attr)
 
     conv = _Converter(ctx, "predict net", init_blob)
@@ -203,6 +238,5 @@ def load_net(
         outputs = list(predict.op[-1].output)
     values = [conv.value(b, "predict net external_output") for b in outputs]
     graph.output(values[0] if len(values) == 1 else tuple(values))
-    graph.eliminate_dead_code()
     class_name = sanitize(predict.name) if predict.name else "Caffe2Net"
-    return _module(ctx, graph, class_name, params)
+    return _module(ctx, graph, class_name, params, frozenset(trainable))

@@ -109,6 +109,13 @@ class Converter:
     # Arguments Caffe2 accepts on this type that cannot change the result (e.g. a kernel
     # selector); they are checked to exist and then dropped.
     ignored: frozenset[str] = frozenset()
+    # Input positions Caffe2 never differentiates (the op has no gradient, or the input is a
+    # lookup table such as bucket borders). An init-net blob read only at such positions is
+    # loaded as a buffer, so that fine-tuning does not ask these ops for a gradient.
+    constant_inputs: frozenset[int] = frozenset()
+
+    def is_constant_input(self, position: int) -> bool:
+        return position in self.constant_inputs or (-1 in self.constant_inputs)
 
 
 _REGISTRY: dict[str, Converter] = {}
@@ -121,6 +128,7 @@ def register_converter(
     inputs: tuple[int, Optional[int]] = (0, None),
     outputs: tuple[int, Optional[int]] = (1, None),
     ignored: Sequence[str] = (),
+    constant_inputs: Sequence[int] = (),
     replace: bool = False,
 ) -> Callable[[ConverterFn], ConverterFn]:
     """Register ``fn(ctx, op)`` as the converter of the Caffe2 operator type ``op_type``.
@@ -129,14 +137,19 @@ def register_converter(
     to :class:`Arg`. ``inputs``/``outputs`` give the allowed (min, max) blob counts (max
     ``None`` = unbounded). The function returns one fx node per output blob (a single node for
     one output); it may return more nodes than the OperatorDef has outputs. Registering a type
-    twice raises unless ``replace=True``.
+    twice raises unless ``replace=True``. ``ignored`` names arguments that are accepted and
+    dropped because they cannot change the result; ``constant_inputs`` lists input positions
+    that are never differentiated (``-1``: all inputs), so init-net blobs used only there
+    become buffers instead of trainable parameters.
     """
     specs = {name: _arg_from_default(d) for name, d in (args or {}).items()}
 
     def decorate(fn: ConverterFn) -> ConverterFn:
         if op_type in _REGISTRY and not replace:
             raise ValueError(f"a converter for {op_type!r} is already registered (pass replace=True)")
-        _REGISTRY[op_type] = Converter(op_type, fn, specs, inputs, outputs, frozenset(ignored))
+        _REGISTRY[op_type] = Converter(
+            op_type, fn, specs, inputs, outputs, frozenset(ignored), frozenset(constant_inputs)
+        )
         return fn
 
     return decorate
