@@ -8,11 +8,22 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
+echo "== installing requirements-dev.txt into .venv"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 # Release flags (-O3, no debug info); MAX_JOBS bounds the parallel compile. The compiler's
-# command lines go to build/build.log; on failure its end is shown.
+# command lines go to build/build.log; the terminal gets one line per compiled file (ninja's
+# [n/N] counter and the source), and on failure the end of the log.
 mkdir -p build
-if ! MAX_JOBS=${MAX_JOBS:-$(nproc)} .venv/bin/python setup.py build_ext --inplace > build/build.log 2>&1; then
+echo "== building torch_caffe2ops (a first build takes several minutes; full log: build/build.log)"
+set +e
+MAX_JOBS=${MAX_JOBS:-$(nproc)} PYTHONUNBUFFERED=1 .venv/bin/python setup.py build_ext --inplace 2>&1 \
+  | tee build/build.log \
+  | awk '/^\[[0-9]+\/[0-9]+\] / { src = "linking"; for (i = 2; i <= NF; i++) if ($i ~ /\.(cpp|cu)$/) src = $i;
+                                  sub(/^.*\/csrc\//, "csrc/", src); printf "  %s %s\n", $1, src; fflush() }
+         /^ninja: no work to do/ { print "  up to date"; fflush() }'
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" -ne 0 ]; then
   grep -E "error|Error" build/build.log | head -n 40
   tail -n 20 build/build.log
   echo "build FAILED (full log: build/build.log)"
