@@ -11,7 +11,12 @@ from __future__ import annotations
 import os
 from typing import Any, Union
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message, text_format
+try:
+    from google.protobuf import descriptor_pb2, descriptor_pool, message, text_format
+except ImportError as e:  # pragma: no cover - protobuf is optional for the rest of the package
+    raise ImportError(
+        "torch_caffe2ops.caffe2 reads Caffe2 protobufs and needs the protobuf package: pip install protobuf"
+    ) from e
 
 _F = descriptor_pb2.FieldDescriptorProto
 
