@@ -744,3 +744,23 @@ def test_cli_inspect_and_convert(tmp_path: Path) -> None:
     model = c2.load_net(net, init)
     bigger = ranker_inputs(batch=6, seed=5)
     torch.testing.assert_close(program(*bigger), model(*bigger).detach(), rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# published nets (fixtures; each file names its source)
+# --------------------------------------------------------------------------------------------
+
+
+def test_published_fc_net_from_glow_fixtures() -> None:
+    model = c2.load_net(FIXTURES / "glow_fc_predict_net.pbtxt", FIXTURES / "glow_fc_init_net.pbtxt")
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    w = np.arange(1, 13, dtype=np.float32).reshape(4, 3)
+    b = np.array([0.1, 0.2, 0.3, 0.4], np.float32)
+    np.testing.assert_allclose(model(t(x)).detach().numpy(), x @ w.T + b, rtol=1e-6)
+
+
+def test_published_batch_box_cox_net_from_glow_fixtures() -> None:
+    model = c2.load_net(FIXTURES / "glow_batch_box_cox_predict_net.pbtxt")
+    data = np.abs(f32(4, 3)) + 0.5
+    l1, l2 = np.array([0.0, 0.5, 1.0], np.float32), np.array([0.1, 0.0, 2.0], np.float32)
+    torch.testing.assert_close(model(t(data), t(l1), t(l2)), ops.batch_box_cox(t(data), t(l1), t(l2)))
