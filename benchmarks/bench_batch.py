@@ -156,6 +156,17 @@ def ccbmmbg(size, device):
         return torch.bmm(C, C.transpose(1, 2)).reshape(B, -1)[:, il]
     yield ("concat_batch_mat_mul_batch_gather", lambda: C2.concat_batch_mat_mul_batch_gather(idx, xs), native,
            (B * n * E + B * idx.numel()) * F32, "stack, bmm, reshape, index")
+    # Training: the fused gradient (dX_p += g X_q, dX_q += g X_p) against autograd through the
+    # composition (index backward, bmm backward twice, stack backward).
+    xg = [x.clone().requires_grad_(True) for x in xs]
+
+    def native_graph(*x):
+        C = torch.stack(x, 1)
+        return torch.bmm(C, C.transpose(1, 2)).reshape(B, -1)[:, il]
+    yield ("concat_batch_mat_mul_batch_gather fwd+bwd",
+           fwd_bwd(lambda *x: C2.concat_batch_mat_mul_batch_gather(idx, list(x)), *xg),
+           fwd_bwd(native_graph, *xg), (3 * B * n * E + 2 * B * idx.numel()) * F32,
+           "cat + bmm + gather + autograd")
 
 
 SCENARIOS = {"permutation": permutation, "gather": gather, "sparse_dense": sparse_dense, "mat_mul": mat_mul,

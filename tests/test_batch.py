@@ -668,8 +668,36 @@ def test_batch_bucketize_errors():
         C2.batch_bucketize(x, torch.tensor([0, 1]), b, ln)
     with pytest.raises(RuntimeError, match="2-D"):
         C2.batch_bucketize(x.reshape(-1), torch.tensor([0]), b, ln)
-    with pytest.raises(RuntimeError, match="dtype"):
-        C2.batch_bucketize(x, torch.tensor([0]), b.double(), ln)
+    with pytest.raises(RuntimeError, match="batch_bucketize: boundaries must be .*float32 or float64, got Long"):
+        C2.batch_bucketize(x, torch.tensor([0]), torch.tensor([1]), ln)
+
+
+@pytest.mark.parametrize("bdtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("fdtype", FLOAT_DTYPES)
+def test_bucket_boundaries_any_floating_dtype(fdtype, bdtype):
+    # Compared in torch.result_type(features, boundaries), as torch.bucketize does.
+    r = rng(3)
+    x = torch.from_numpy(r.uniform(-3, 3, size=(7, 3))).to(fdtype)
+    x[0, 0] = 0.1  # float32(0.1) > float64(0.1): the promoted comparison decides the bucket
+    lengths = torch.tensor([2, 3, 1])
+    boundaries = torch.tensor([-1.0, 0.1, -2.0, 0.5, 2.0, 0.25], dtype=bdtype)
+    out = C2.batch_bucketize(x, torch.tensor([0, 1, 2]), boundaries, lengths)
+    expected = torch.stack([torch.bucketize(x[:, j], b) for j, b in enumerate(boundaries.split([2, 3, 1]))], 1)
+    assert out.dtype == torch.int32 and torch.equal(out.long(), expected)
+    one_hot = C2.batch_bucket_one_hot(x, lengths, boundaries)
+    assert one_hot.dtype == fdtype
+    cols = torch.cat([torch.nn.functional.one_hot(expected[:, j], int(n) + 1) for j, n in enumerate(lengths)], 1)
+    assert torch.equal(one_hot, cols.to(fdtype))
+    meta = C2.batch_bucketize(x.to("meta"), torch.tensor([0, 1, 2], device="meta"), boundaries.to("meta"), lengths.to("meta"))
+    assert meta.shape == (7, 3) and meta.dtype == torch.int32
+
+
+def test_bucket_float64_boundaries_promote_float32_features():
+    x = torch.tensor([[0.1]], dtype=torch.float32)
+    b64 = torch.tensor([0.1], dtype=torch.float64)
+    assert C2.batch_bucketize(x, torch.tensor([0]), b64, torch.tensor([1])).item() == 1  # 0.1f > 0.1
+    assert C2.batch_bucketize(x, torch.tensor([0]), b64.float(), torch.tensor([1])).item() == 0
+    assert C2.batch_bucket_one_hot(x, torch.tensor([1]), b64).tolist() == [[0.0, 1.0]]
 
 
 # ------------------------------------------------------------------------- concat_batch_mat_mul_batch_gather
@@ -781,8 +809,6 @@ def test_composite_gradient_ops_double_backward():
 @pytest.mark.parametrize("name,args", [
     ("batch_box_cox", lambda x: (x, torch.ones(3, dtype=x.dtype), torch.ones(3, dtype=x.dtype))),
     ("batch_bucket_one_hot", lambda x: (x, torch.tensor([1, 1, 1]), torch.zeros(3, dtype=x.dtype))),
-    ("concat_batch_mat_mul_batch_gather", lambda x: (torch.tensor([0]), [x])),
-    ("batch_permutation_gradient", lambda x: (torch.tensor([1, 0]), x)),
 ])
 def test_no_gradient_ops_raise_on_backward(name, args):
     x = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
@@ -819,6 +845,8 @@ def opcheck_cases():
         ("batch_box_cox", (torch.rand(4, 3), torch.tensor([0., 0.5, -1]), torch.rand(3), 6)),
         ("batch_bucketize", (torch.rand(4, 3), torch.tensor([2, 0]), torch.tensor([0.2, 0.5, 0.7]), torch.tensor([1, 2]))),
         ("concat_batch_mat_mul_batch_gather", (torch.tensor([0, 1, 3]), [torch.randn(3, 4), torch.randn(3, 4)])),
+        ("concat_batch_mat_mul_batch_gather", (torch.tensor([0, 1, 3, 3]), [torch.randn(3, 2, **gr), torch.randn(3, 2, **gr)])),
+        ("concat_batch_mat_mul_batch_gather_gradient", (torch.tensor([0, 1, 3]), [torch.randn(3, 4), torch.randn(3, 4)], torch.randn(3, 3))),
         ("batch_bucket_one_hot", (torch.rand(4, 2), torch.tensor([1, 2]), torch.tensor([0.5, 0.2, 0.7]))),
     ]
 

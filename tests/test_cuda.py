@@ -105,10 +105,12 @@ def test_cuda_dropout_statistics_and_seed():
         assert torch.equal(mask, mask2) and torch.equal(Y, Y2)
         p = 1 - ratio
         assert abs(mask.sum().item() - X.numel() * p) < 5 * math.sqrt(X.numel() * p * (1 - p))
-        assert torch.equal(Y[mask].cpu(), X[mask].cpu() / (1 - ratio))  # the CPU's IEEE division
+        # X * scale with scale rounded once to float, as torch.native_dropout (computed on the CPU)
+        assert torch.equal(Y.cpu(), torch.ops.aten.native_dropout_backward(X.cpu(), mask.cpu(), 1 / (1 - ratio)))
         assert not torch.equal(C2.dropout(X, ratio)[1], mask)  # the generator advanced
     dY = torch.randn_like(X)
-    assert torch.equal(C2.dropout_gradient(dY, mask, 0.9).cpu(), dY.cpu() * mask.cpu() / (1 - 0.9))
+    expected = torch.ops.aten.native_dropout_backward(dY.cpu(), mask.cpu(), 1 / (1 - 0.9))
+    assert torch.equal(C2.dropout_gradient(dY, mask, 0.9).cpu(), expected)
 
 
 @pytest.mark.skipif(not torch.backends.cudnn.is_available(), reason="cuDNN is not available")

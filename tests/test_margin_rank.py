@@ -88,6 +88,19 @@ def test_errors():
         C2.margin_ranking_criterion_gradient(a, a, torch.ones(4, dtype=torch.int32), torch.ones(3))
 
 
+def test_gradient_shapes_follow_each_input():
+    # Caffe2 sizes each gradient like its own input; only numel has to agree.
+    X1, X2 = torch.randn(2, 3), torch.randn(6)
+    Y, dLoss = torch.tensor([1, -1, 1, -1, 1, -1], dtype=torch.int32), torch.randn(2, 3)
+    dX1, dX2 = C2.margin_ranking_criterion_gradient(X1, X2, Y, dLoss, 0.5)
+    assert dX1.shape == (2, 3) and dX2.shape == (6,)
+    ref1, ref2 = C2.margin_ranking_criterion_gradient(X1, X2.reshape(2, 3), Y, dLoss, 0.5)
+    assert torch.equal(dX1, ref1) and torch.equal(dX2, ref2.reshape(6))
+    meta = [x.to("meta") for x in (X1, X2, Y, dLoss)]
+    m1, m2 = C2.margin_ranking_criterion_gradient(*meta, 0.5)
+    assert m1.shape == (2, 3) and m2.shape == (6,)
+
+
 def test_gradcheck_away_from_kink():
     r = rng(0)
     x1, x2 = r.standard_normal(15), r.standard_normal(15)

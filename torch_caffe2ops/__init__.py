@@ -32,6 +32,7 @@ if CUDA_VERSION is not None and torch.version.cuda is not None and torch.version
 
 from . import _C  # noqa: E402,F401  (registers torch.ops.caffe2ops.*)
 from . import _fake  # noqa: E402,F401  (fake kernels for data-dependent output sizes)
+from . import _vmap  # noqa: E402,F401  (torch.func.vmap batching rules)
 from . import nn, ops  # noqa: E402,F401
 
 __all__ = ["ops", "nn", "__version__", "TORCH_VERSION", "CUDA_VERSION"]

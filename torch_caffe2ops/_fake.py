@@ -7,6 +7,14 @@ from typing import List, Optional, Sequence
 import torch
 
 _ORDER_AXIS = {"NCHW": 1, "nchw": 1, "NHWC": 3, "nhwc": 3}
+# As csrc/common/sizes.h: outputs one call may return, and the int64 bound on size sums.
+_MAX_OUTPUTS = 1 << 16
+_INT64_MAX = (1 << 63) - 1
+
+
+def _check_count(op: str, what: str, k: int) -> None:
+    torch._check(1 <= k <= _MAX_OUTPUTS,
+                 lambda: f"caffe2ops::{op}: {what} = {k} outputs; must be in [1, {_MAX_OUTPUTS}]")
 
 
 def _axis(op: str, axis: Optional[int], order: Optional[str], add_axis: bool, rank: int) -> int:
@@ -47,6 +55,7 @@ def _split_fake(op):
             torch._check(len(split) == 0, lambda: f"caffe2ops::{op}: If you set split with an input blob, do not pass in split in the argument.")
             k = split_tensor.numel()
             torch._check(num_outputs in (-1, k), lambda: f"caffe2ops::{op}: num_outputs disagrees with split_tensor")
+            _check_count(op, "split_tensor's number of entries", k)
             if add_axis:
                 torch._check(k == C, lambda: f"caffe2ops::{op}: Sum of split dimensions do not match: should be {C}")
                 return _pieces(input, a, [1] * k, True)
@@ -56,13 +65,16 @@ def _split_fake(op):
         if len(split) > 0:
             torch._check(num_outputs in (-1, len(split)),
                          lambda: f"caffe2ops::{op}: The number of splits specified should be equal to the number of outputs.")
+            _check_count(op, "the number of entries of split", len(split))
             sizes = list(split)
         else:
             k = num_outputs if num_outputs != -1 or not add_axis else C
             torch._check(k > 0, lambda: f"caffe2ops::{op}: an equal split needs num_outputs > 0")
+            _check_count(op, "num_outputs", k)
             torch._check(C % k == 0, lambda: f"caffe2ops::{op}: If you did not specify split explicitly, the number of input channels should be divisible by the output size.")
             sizes = [C // k] * k
         torch._check(all(s >= 0 for s in sizes), lambda: f"caffe2ops::{op}: negative split size")
+        torch._check(sum(sizes) <= _INT64_MAX, lambda: f"caffe2ops::{op}: the sum of split {list(sizes)} does not fit int64")
         torch._check(len(sizes) == C if add_axis else sum(sizes) == C,
                      lambda: f"caffe2ops::{op}: Sum of split dimensions do not match: should be {C}")
         return _pieces(input, a, sizes, add_axis)
@@ -78,7 +90,7 @@ def _split_by_lengths_fake(input, lengths, num_outputs, axis=None, order=None, u
     op = "split_by_lengths"
     torch._check(input.dim() >= 1, lambda: f"caffe2ops::{op}: input must have rank >= 1")
     torch._check(lengths.dim() == 1, lambda: f"caffe2ops::{op}: lengths must be 1-D")
-    torch._check(num_outputs >= 1, lambda: f"caffe2ops::{op}: num_outputs must be >= 1")
+    _check_count(op, "num_outputs", num_outputs)
     torch._check(lengths.numel() % num_outputs == 0,
                  lambda: f"caffe2ops::{op}: len(Lengths) {lengths.numel()}should be divisible by OutputSize() {num_outputs}.")
     a = _axis(op, axis, order, False, input.dim())

@@ -1,7 +1,13 @@
 // Autograd of the batch family (spec section 2, item 4 of each op).
+#include <ATen/ops/bmm.h>
+#include <ATen/ops/stack.h>
+#include <ATen/ops/zeros.h>
+#include <ATen/ops/zeros_like.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "common/autograd.h"
+#include "common/checks.h"
 
 namespace caffe2ops {
 namespace {
@@ -16,6 +22,22 @@ decltype(auto) sparse_to_dense_op() {
 decltype(auto) dense_to_sparse_op() { return C2_OP("batch_dense_to_sparse", T(const T&, const T&, const T&)); }
 decltype(auto) mat_mul_op() { return C2_OP("batch_mat_mul", T(const T&, const T&, bool, bool, bool)); }
 decltype(auto) moments_op() { return C2_OP("batch_moments", std::tuple<T, T>(const T&, c10::string_view)); }
+decltype(auto) ccbmmbg_op() {
+  return C2_OP("concat_batch_mat_mul_batch_gather", T(const T&, at::TensorList));
+}
+decltype(auto) ccbmmbg_gradient_op() {
+  return C2_OP("concat_batch_mat_mul_batch_gather_gradient", std::vector<T>(const T&, at::TensorList, const T&));
+}
+decltype(auto) permutation_gradient_op() { return C2_OP("batch_permutation_gradient", T(const T&, const T&)); }
+decltype(auto) gather_gradient_op() {
+  return C2_OP("batch_gather_gradient", T(const T&, const T&, const T&, int64_t, bool));
+}
+decltype(auto) mat_mul_gradient_op() {
+  return C2_OP("batch_mat_mul_gradient", std::tuple<T, T>(const T&, const T&, const T&, bool, bool, bool));
+}
+decltype(auto) moments_gradient_op() {
+  return C2_OP("batch_moments_gradient", T(const T&, const T&, const T&, c10::string_view));
+}
 
 class BatchPermutationFn : public torch::autograd::Function<BatchPermutationFn> {
  public:
@@ -26,7 +48,7 @@ class BatchPermutationFn : public torch::autograd::Function<BatchPermutationFn> 
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto indices = ctx->get_saved_variables()[0];
-    return {C2_OP("batch_permutation_gradient", T(const T&, const T&)).call(indices, grads[0]), T()};
+    return {permutation_gradient_op().call(indices, grads[0]), T()};
   }
 };
 
@@ -40,8 +62,7 @@ class BatchGatherFn : public torch::autograd::Function<BatchGatherFn> {
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    auto grad = C2_OP("batch_gather_gradient", T(const T&, const T&, const T&, int64_t, bool))
-                    .call(saved[0], saved[1], grads[0], 1, ctx->saved_data["match_outer"].toBool());
+    auto grad = gather_gradient_op().call(saved[0], saved[1], grads[0], 1, ctx->saved_data["match_outer"].toBool());
     return {grad, T(), T()};
   }
 };
@@ -95,11 +116,9 @@ class BatchMatMulFn : public torch::autograd::Function<BatchMatMulFn> {
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto s = ctx->get_saved_variables();
-    auto [gA, gB] = C2_OP("batch_mat_mul_gradient",
-                          std::tuple<T, T>(const T&, const T&, const T&, bool, bool, bool))
-                        .call(grads[0], s[0], s[1], ctx->saved_data["trans_a"].toBool(),
-                              ctx->saved_data["trans_b"].toBool(),
-                              ctx->saved_data["broadcast"].toBool());
+    auto [gA, gB] = mat_mul_gradient_op().call(grads[0], s[0], s[1], ctx->saved_data["trans_a"].toBool(),
+                                               ctx->saved_data["trans_b"].toBool(),
+                                               ctx->saved_data["broadcast"].toBool());
     return {gA, gB, T(), T(), T()};
   }
 };
@@ -117,10 +136,187 @@ class BatchMomentsFn : public torch::autograd::Function<BatchMomentsFn> {
     // A missing output gradient arrives as zeros (materialised grads), as the spec asks.
     auto X = ctx->get_saved_variables()[0];
     auto order = ctx->saved_data["order"].toStringRef();
-    auto dX = C2_OP("batch_moments_gradient",
-                    T(const T&, const T&, const T&, c10::string_view))
-                  .call(grads[0], grads[1], X, order);
+    auto dX = moments_gradient_op().call(grads[0], grads[1], X, order);
     return {dX, T()};
+  }
+};
+
+
+// ---- derivatives of the gradient ops (double backward) ----------------------------------
+// Each backward below calls registered ops through the dispatcher, with autograd, so higher
+// orders work the same way and a TorchScript model differentiates twice from libtorch too.
+
+// batch_permutation_gradient is linear in dY; along ggX its derivative is the forward op.
+class BatchPermutationGradientFn : public torch::autograd::Function<BatchPermutationGradientFn> {
+ public:
+  static T forward(AutogradContext* ctx, const T& indices, const T& dY) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    ctx->save_for_backward({indices});
+    return permutation_gradient_op().call(indices, dY);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    if (!grads[0].defined()) return {T(), T()};
+    return {T(), permutation_op().call(grads[0], ctx->get_saved_variables()[0])};
+  }
+};
+
+// batch_gather_gradient is linear in grad and reads only data's shape: its derivative along
+// ggData gathers ggData back, which is batch_gather on the [P, M, block] view at `axis`.
+class BatchGatherGradientFn : public torch::autograd::Function<BatchGatherGradientFn> {
+ public:
+  static T forward(AutogradContext* ctx, const T& data, const T& indices, const T& grad, int64_t axis,
+                   bool match_outer) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto dData = gather_gradient_op().call(data, indices, grad, axis, match_outer);
+    ctx->save_for_backward({indices});
+    ctx->saved_data["grad_shape"] = grad.sym_sizes().vec();
+    ctx->saved_data["axis"] = axis < 0 ? axis + data.dim() : axis;
+    ctx->saved_data["match_outer"] = match_outer;
+    return dData;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const T& gg = grads[0];
+    if (!gg.defined()) return {T(), T(), T(), T(), T()};
+    auto indices = ctx->get_saved_variables()[0];
+    auto grad_shape = ctx->saved_data["grad_shape"].toSymIntVector();
+    const int64_t axis = ctx->saved_data["axis"].toInt();
+    const bool match_outer = ctx->saved_data["match_outer"].toBool();
+    if (gg.sym_numel() == 0) return {T(), T(), at::zeros_symint(grad_shape, gg.options()), T(), T()};
+    auto s = gg.sym_sizes();
+    c10::SymInt P = 1, inner = 1;
+    for (int64_t i = 0; i < axis; ++i) P = P * s[i];
+    for (int64_t i = axis + 1; i < gg.dim(); ++i) inner = inner * s[i];
+    auto view = gg.reshape_symint({P, s[axis], inner});
+    auto idx = match_outer ? indices.reshape_symint({P, indices.sym_numel() / P}) : indices.reshape({-1});
+    auto d_grad = gather_op().call(view, idx, match_outer).reshape_symint(grad_shape);
+    return {T(), T(), d_grad, T(), T()};
+  }
+};
+
+// batch_mat_mul_gradient(g, A, B) = VJP of the bilinear f(A, B) = batch_mat_mul(A, B):
+//   d g = f(ggA, B) + f(A, ggB),  d A = grad_A of f(A, ggB) at g,  d B = grad_B of f(ggA, B) at g.
+class BatchMatMulGradientFn : public torch::autograd::Function<BatchMatMulGradientFn> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const T& grad_Y, const T& A, const T& B, bool trans_a,
+                               bool trans_b, bool broadcast) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    ctx->save_for_backward({grad_Y, A, B});
+    ctx->saved_data["trans_a"] = trans_a;
+    ctx->saved_data["trans_b"] = trans_b;
+    ctx->saved_data["broadcast"] = broadcast;
+    auto [gA, gB] = mat_mul_gradient_op().call(grad_Y, A, B, trans_a, trans_b, broadcast);
+    return {gA, gB};
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto s = ctx->get_saved_variables();
+    const bool ta = ctx->saved_data["trans_a"].toBool(), tb = ctx->saved_data["trans_b"].toBool(),
+               bc = ctx->saved_data["broadcast"].toBool();
+    const T &ggA = grads[0], &ggB = grads[1];
+    T d_grad, dA, dB;
+    if (ggA.defined()) {
+      d_grad = mat_mul_op().call(ggA, s[2], ta, tb, bc);
+      if (ctx->needs_input_grad(2)) dB = std::get<1>(mat_mul_gradient_op().call(s[0], ggA, s[2], ta, tb, bc));
+    }
+    if (ggB.defined()) {
+      auto t = mat_mul_op().call(s[1], ggB, ta, tb, bc);
+      d_grad = d_grad.defined() ? d_grad.add(t) : t;
+      if (ctx->needs_input_grad(1)) dA = std::get<0>(mat_mul_gradient_op().call(s[0], s[1], ggB, ta, tb, bc));
+    }
+    return {d_grad, dA, dB, T(), T(), T()};
+  }
+};
+
+// dX = dmu[c] / N + 2 X dvar[c] / N per channel c (N elements each), so along ggX:
+//   d dmu = mean_c(ggX),  d dvar = 2 mean_c(X ggX),  d X = 2 dvar[c] ggX / N.
+class BatchMomentsGradientFn : public torch::autograd::Function<BatchMomentsGradientFn> {
+ public:
+  static T forward(AutogradContext* ctx, const T& dmu, const T& dvar, const T& X, c10::string_view order) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    ctx->save_for_backward({dvar, X});
+    ctx->saved_data["order"] = std::string(order);
+    return moments_gradient_op().call(dmu, dvar, X, order);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const T& gg = grads[0];
+    if (!gg.defined()) return {T(), T(), T(), T()};
+    auto s = ctx->get_saved_variables();
+    const std::string order = ctx->saved_data["order"].toStringRef();
+    T d_dmu, d_dvar, dX;
+    if (ctx->needs_input_grad(0)) d_dmu = std::get<0>(moments_op().call(gg, order));
+    if (ctx->needs_input_grad(1)) d_dvar = std::get<0>(moments_op().call(s[1].mul(gg), order)).mul(2);
+    if (ctx->needs_input_grad(2)) dX = moments_gradient_op().call(at::zeros_like(s[0]), s[0], gg, order);
+    return {d_dmu, d_dvar, dX, T()};
+  }
+};
+
+// The fused DLRM interaction: Y[b, j] = <X_p[b], X_q[b]>; backward is its gradient op.
+class ConcatBatchMatMulBatchGatherFn : public torch::autograd::Function<ConcatBatchMatMulBatchGatherFn> {
+ public:
+  static T forward(AutogradContext* ctx, const T& indices, at::TensorList inputs) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    std::vector<T> saved{indices};
+    saved.insert(saved.end(), inputs.begin(), inputs.end());
+    ctx->save_for_backward(saved);
+    return ccbmmbg_op().call(indices, inputs);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto s = ctx->get_saved_variables();
+    std::vector<T> xs(s.begin() + 1, s.end());
+    variable_list out{T()};
+    if (!grads[0].defined()) {
+      out.resize(1 + xs.size());
+      return out;
+    }
+    auto dxs = ccbmmbg_gradient_op().call(s[0], xs, grads[0]);
+    out.insert(out.end(), dxs.begin(), dxs.end());
+    return out;
+  }
+};
+
+// The gradient op is linear in the inputs for a fixed grad (dC = (dS + dS^T) C), so along ggX
+// its derivative is itself applied to ggX; and d grad[b, j] = <ggX_p, X_q> + <X_p, ggX_q>.
+class ConcatBatchMatMulBatchGatherGradientFn
+    : public torch::autograd::Function<ConcatBatchMatMulBatchGatherGradientFn> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const T& indices, at::TensorList inputs, const T& grad) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    std::vector<T> saved{indices, grad};
+    saved.insert(saved.end(), inputs.begin(), inputs.end());
+    ctx->save_for_backward(saved);
+    return ccbmmbg_gradient_op().call(indices, inputs, grad);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto s = ctx->get_saved_variables();
+    const T &indices = s[0], &grad = s[1];
+    std::vector<T> xs(s.begin() + 2, s.end());
+    const int64_t n = static_cast<int64_t>(xs.size());
+    variable_list out(n + 2);
+    bool any = false;
+    std::vector<T> gg;
+    for (int64_t i = 0; i < n; ++i) {
+      any = any || grads[i].defined();
+      gg.push_back(grads[i].defined() ? grads[i] : at::zeros_like(xs[i]));
+    }
+    if (!any) return out;
+    bool inputs_need = false;
+    for (int64_t i = 0; i < n; ++i) inputs_need = inputs_need || ctx->needs_input_grad(1 + i);
+    if (inputs_need) {
+      auto dxs = ccbmmbg_gradient_op().call(indices, gg, grad);
+      for (int64_t i = 0; i < n; ++i) out[1 + i] = dxs[i];
+    }
+    if (ctx->needs_input_grad(1 + n)) {
+      const auto B = xs[0].sym_size(0);
+      const auto E = sym_prod(xs[0].sym_sizes(), 1, xs[0].dim());  // B may be 0: no -1 in reshape
+      std::vector<T> c, g;
+      for (int64_t i = 0; i < n; ++i) {
+        c.push_back(xs[i].reshape_symint({B, E}));
+        g.push_back(gg[i].reshape_symint({B, E}));
+      }
+      auto C = at::stack(c, 1), G = at::stack(g, 1);  // [B, n, E]
+      auto S = at::bmm(G, C.transpose(1, 2));
+      out[1 + n] = S.add(S.transpose(1, 2)).reshape_symint({B, n * n}).index_select(1, indices.to(at::kLong));
+    }
+    return out;
   }
 };
 
@@ -156,19 +352,52 @@ std::tuple<T, T> batch_moments_autograd(const T& X, c10::string_view order) {
   return {out[0], out[1]};
 }
 
+T batch_permutation_gradient_autograd(const T& indices, const T& dY) {
+  if (!grad_needed(dY)) return call_below_autograd(permutation_gradient_op(), indices, dY);
+  return BatchPermutationGradientFn::apply(indices, dY);
+}
+T batch_gather_gradient_autograd(const T& data, const T& indices, const T& grad, int64_t axis, bool match_outer) {
+  if (!grad_needed(grad)) return call_below_autograd(gather_gradient_op(), data, indices, grad, axis, match_outer);
+  return BatchGatherGradientFn::apply(data, indices, grad, axis, match_outer);
+}
+std::tuple<T, T> batch_mat_mul_gradient_autograd(const T& grad_Y, const T& A, const T& B, bool trans_a,
+                                                 bool trans_b, bool broadcast) {
+  if (!grad_needed(grad_Y, A, B)) {
+    return call_below_autograd(mat_mul_gradient_op(), grad_Y, A, B, trans_a, trans_b, broadcast);
+  }
+  auto out = BatchMatMulGradientFn::apply(grad_Y, A, B, trans_a, trans_b, broadcast);
+  return {out[0], out[1]};
+}
+T batch_moments_gradient_autograd(const T& dmu, const T& dvar, const T& X, c10::string_view order) {
+  if (!grad_needed(dmu, dvar, X)) return call_below_autograd(moments_gradient_op(), dmu, dvar, X, order);
+  return BatchMomentsGradientFn::apply(dmu, dvar, X, order);
+}
+T concat_batch_mat_mul_batch_gather_autograd(const T& indices, at::TensorList inputs) {
+  if (!grad_needed(inputs)) return call_below_autograd(ccbmmbg_op(), indices, inputs);
+  return ConcatBatchMatMulBatchGatherFn::apply(indices, inputs);
+}
+std::vector<T> concat_batch_mat_mul_batch_gather_gradient_autograd(const T& indices, at::TensorList inputs,
+                                                                   const T& grad) {
+  if (!grad_needed(inputs, grad)) return call_below_autograd(ccbmmbg_gradient_op(), indices, inputs, grad);
+  return ConcatBatchMatMulBatchGatherGradientFn::apply(indices, inputs, grad);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, Autograd, m) {
-  m.impl("batch_permutation", &batch_permutation_autograd);
-  m.impl("batch_gather", &batch_gather_autograd);
-  m.impl("batch_sparse_to_dense", &batch_sparse_to_dense_autograd);
-  m.impl("batch_dense_to_sparse", &batch_dense_to_sparse_autograd);
-  m.impl("batch_mat_mul", &batch_mat_mul_autograd);
-  m.impl("batch_moments", &batch_moments_autograd);
-  for (const char* name : {"batch_permutation_gradient", "batch_gather_gradient",
-                           "batch_mat_mul_gradient", "batch_moments_gradient", "batch_box_cox",
-                           "batch_bucketize", "concat_batch_mat_mul_batch_gather",
-                           "batch_bucket_one_hot"}) {
+  C2_IMPL(m, "batch_permutation", &batch_permutation_autograd);
+  C2_IMPL(m, "batch_gather", &batch_gather_autograd);
+  C2_IMPL(m, "batch_sparse_to_dense", &batch_sparse_to_dense_autograd);
+  C2_IMPL(m, "batch_dense_to_sparse", &batch_dense_to_sparse_autograd);
+  C2_IMPL(m, "batch_mat_mul", &batch_mat_mul_autograd);
+  C2_IMPL(m, "batch_moments", &batch_moments_autograd);
+  C2_IMPL(m, "batch_permutation_gradient", &batch_permutation_gradient_autograd);
+  C2_IMPL(m, "batch_gather_gradient", &batch_gather_gradient_autograd);
+  C2_IMPL(m, "batch_mat_mul_gradient", &batch_mat_mul_gradient_autograd);
+  C2_IMPL(m, "batch_moments_gradient", &batch_moments_gradient_autograd);
+  C2_IMPL(m, "concat_batch_mat_mul_batch_gather", &concat_batch_mat_mul_batch_gather_autograd);
+  C2_IMPL(m, "concat_batch_mat_mul_batch_gather_gradient", &concat_batch_mat_mul_batch_gather_gradient_autograd);
+  for (const char* name : {"batch_box_cox", "batch_bucketize", "batch_bucket_one_hot"}) {
     m.impl(name, no_gradient());
   }
 }

@@ -8,6 +8,7 @@
 
 #include <cmath>
 
+#include "common/register.h"
 #include "batch/batch_shapes.h"
 #include "common/checks.h"
 #include "common/parallel.h"
@@ -77,7 +78,7 @@ at::Tensor batch_box_cox_cpu(const at::Tensor& data, const at::Tensor& lambda1,
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CPU, m) {
-  m.impl("batch_box_cox", &batch_box_cox_cpu);
+  C2_IMPL(m, "batch_box_cox", &batch_box_cox_cpu);
 }
 
 }  // namespace caffe2ops

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "common/register.h"
 #include "batch/batch_shapes.h"
 #include "common/checks.h"
 #include "common/parallel.h"
@@ -20,8 +21,9 @@ at::Tensor batch_bucket_one_hot_cpu(const at::Tensor& data, const at::Tensor& le
   auto shape = batch_bucket_one_hot_shape(data, lengths, boundaries);
   auto offsets = batch_bucket_one_hot_offsets(lengths, boundaries);
   const int64_t D = lengths.numel();
-  auto x = data.contiguous();
-  auto b = boundaries.contiguous();
+  const auto compare = bucket_compare_dtype(data, boundaries);
+  auto x = data.to(compare).contiguous();
+  auto b = boundaries.to(compare).contiguous();
   const int64_t N = x.size(0), W = shape[1].expect_int();
   auto out = at::empty({N, W}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), op, [&] {
@@ -44,13 +46,13 @@ at::Tensor batch_bucket_one_hot_cpu(const at::Tensor& data, const at::Tensor& le
       }
     });
   });
-  return out;
+  return out.to(data.scalar_type());  // one-hot values are exact in any floating dtype
 }
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CPU, m) {
-  m.impl("batch_bucket_one_hot", &batch_bucket_one_hot_cpu);
+  C2_IMPL(m, "batch_bucket_one_hot", &batch_bucket_one_hot_cpu);
 }
 
 }  // namespace caffe2ops

@@ -5,6 +5,7 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "batch/batch_shapes.h"
 #include "common/checks.h"
 #include "common/parallel.h"
@@ -18,8 +19,9 @@ at::Tensor batch_bucketize_cpu(const at::Tensor& float_features, const at::Tenso
   batch_bucketize_shape(float_features, indices, boundaries, lengths);
   const int64_t N = float_features.size(0), D = float_features.size(1), K = indices.numel();
   auto offsets = batch_bucketize_offsets(float_features, indices, boundaries, lengths);
-  auto x = float_features.contiguous();
-  auto b = boundaries.contiguous();
+  const auto compare = bucket_compare_dtype(float_features, boundaries);
+  auto x = float_features.to(compare).contiguous();
+  auto b = boundaries.to(compare).contiguous();
   auto cols = indices.to(at::kLong).contiguous();
   auto out = at::empty({N, K}, x.options().dtype(at::kInt));
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), op, [&] {
@@ -46,7 +48,7 @@ at::Tensor batch_bucketize_cpu(const at::Tensor& float_features, const at::Tenso
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CPU, m) {
-  m.impl("batch_bucketize", &batch_bucketize_cpu);
+  C2_IMPL(m, "batch_bucketize", &batch_bucketize_cpu);
 }
 
 }  // namespace caffe2ops

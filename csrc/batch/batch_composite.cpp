@@ -4,6 +4,7 @@
 #include <ATen/core/Tensor.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "common/op_handle.h"
 
 namespace caffe2ops {
@@ -29,8 +30,8 @@ T batch_dense_to_sparse_gradient(const T& lengths, const T& indices, const T& gr
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CompositeImplicitAutograd, m) {
-  m.impl("batch_sparse_to_dense_gradient", &batch_sparse_to_dense_gradient);
-  m.impl("batch_dense_to_sparse_gradient", &batch_dense_to_sparse_gradient);
+  C2_IMPL(m, "batch_sparse_to_dense_gradient", &batch_sparse_to_dense_gradient);
+  C2_IMPL(m, "batch_dense_to_sparse_gradient", &batch_dense_to_sparse_gradient);
 }
 
 }  // namespace caffe2ops

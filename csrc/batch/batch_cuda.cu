@@ -18,6 +18,7 @@
 #include <ATen/Dispatch.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "batch/batch_shapes.h"
 #include "common/checks.h"
 #include "common/cuda_launch.cuh"
@@ -243,8 +244,9 @@ T batch_bucketize_cuda(const T& float_features, const T& indices, const T& bound
   auto offs = device_offsets(batch_bucketize_offsets(float_features, indices, boundaries, lengths), float_features);
   auto out = at::empty({N, K}, float_features.options().dtype(at::kInt));
   if (N * K == 0) return out;
-  auto x = float_features.contiguous();
-  auto b = boundaries.contiguous();
+  const auto compare = bucket_compare_dtype(float_features, boundaries);
+  auto x = float_features.to(compare).contiguous();
+  auto b = boundaries.to(compare).contiguous();
   auto cols = indices.to(at::kLong).contiguous();
   c10::cuda::CUDAGuard guard(x.device());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), op, [&] {
@@ -265,6 +267,27 @@ T concat_batch_mat_mul_batch_gather_cuda(const T& indices, at::TensorList inputs
   for (const auto& x : inputs) rows.push_back(x.reshape({B, E}));
   auto C = at::stack(rows, 1);  // [B, n, E]
   return at::bmm(C, C.transpose(1, 2)).reshape({B, n * n}).index_select(1, indices.to(at::kLong));
+}
+
+// (dS + dS^T) C with dS[b] = sum_j grad[b, j] e_{indices[j]}: dS is one GEMM with a 0/1
+// selection matrix (deterministic, unlike a scatter with atomics), then one bmm.
+std::vector<T> concat_batch_mat_mul_batch_gather_gradient_cuda(const T& indices, at::TensorList inputs,
+                                                               const T& grad) {
+  constexpr const char* op = "concat_batch_mat_mul_batch_gather_gradient";
+  concat_batch_mat_mul_batch_gather_gradient_check(indices, inputs, grad);
+  const int64_t n = static_cast<int64_t>(inputs.size()), B = inputs[0].size(0), J = indices.numel();
+  check_indices_in_range(op, "indices", indices, n * n);
+  const int64_t E = B == 0 ? 0 : inputs[0].numel() / B;
+  std::vector<T> rows;
+  for (const auto& x : inputs) rows.push_back(x.reshape({B, E}));
+  auto C = at::stack(rows, 1);  // [B, n, E]
+  auto select = at::zeros({J, n * n}, grad.options());
+  select.scatter_(1, indices.to(at::kLong).reshape({J, 1}), 1.0);
+  auto dS = at::matmul(grad, select).reshape({B, n, n});
+  auto dC = at::bmm(dS + dS.transpose(1, 2), C);
+  std::vector<T> outs;
+  for (int64_t i = 0; i < n; ++i) outs.push_back(dC.select(1, i).reshape(inputs[i].sizes()).contiguous());
+  return outs;
 }
 
 template <typename scalar_t>
@@ -289,10 +312,11 @@ T batch_bucket_one_hot_cuda(const T& data, const T& lengths, const T& boundaries
   auto offs = device_offsets(batch_bucket_one_hot_offsets(lengths, boundaries), data);
   const int64_t D = lengths.numel();
   const int64_t N = data.size(0), W = shape[1].expect_int();
-  auto out = at::zeros({N, W}, data.options());
-  if (N * D == 0) return out;
-  auto x = data.contiguous();
-  auto b = boundaries.contiguous();
+  const auto compare = bucket_compare_dtype(data, boundaries);
+  auto out = at::zeros({N, W}, data.options().dtype(compare));
+  if (N * D == 0) return out.to(data.scalar_type());
+  auto x = data.to(compare).contiguous();
+  auto b = boundaries.to(compare).contiguous();
   c10::cuda::CUDAGuard guard(x.device());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), op, [&] {
     bucket_one_hot_kernel<<<grid_for(N * D), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
@@ -300,24 +324,25 @@ T batch_bucket_one_hot_cuda(const T& data, const T& lengths, const T& boundaries
         out.data_ptr<scalar_t>(), N, D, W);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  return out;
+  return out.to(data.scalar_type());  // one-hot values are exact in any floating dtype
 }
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CUDA, m) {
-  m.impl("batch_permutation", &batch_permutation_cuda);
-  m.impl("batch_permutation_gradient", &batch_permutation_gradient_cuda);
-  m.impl("batch_gather", &batch_gather_cuda);
-  m.impl("batch_gather_gradient", &batch_gather_gradient_cuda);
-  m.impl("batch_sparse_to_dense", &batch_sparse_to_dense_cuda);
-  m.impl("batch_dense_to_sparse", &batch_dense_to_sparse_cuda);
-  m.impl("batch_moments", &batch_moments_cuda);
-  m.impl("batch_moments_gradient", &batch_moments_gradient_cuda);
-  m.impl("batch_box_cox", &batch_box_cox_cuda);
-  m.impl("batch_bucketize", &batch_bucketize_cuda);
-  m.impl("concat_batch_mat_mul_batch_gather", &concat_batch_mat_mul_batch_gather_cuda);
-  m.impl("batch_bucket_one_hot", &batch_bucket_one_hot_cuda);
+  C2_IMPL(m, "batch_permutation", &batch_permutation_cuda);
+  C2_IMPL(m, "batch_permutation_gradient", &batch_permutation_gradient_cuda);
+  C2_IMPL(m, "batch_gather", &batch_gather_cuda);
+  C2_IMPL(m, "batch_gather_gradient", &batch_gather_gradient_cuda);
+  C2_IMPL(m, "batch_sparse_to_dense", &batch_sparse_to_dense_cuda);
+  C2_IMPL(m, "batch_dense_to_sparse", &batch_dense_to_sparse_cuda);
+  C2_IMPL(m, "batch_moments", &batch_moments_cuda);
+  C2_IMPL(m, "batch_moments_gradient", &batch_moments_gradient_cuda);
+  C2_IMPL(m, "batch_box_cox", &batch_box_cox_cuda);
+  C2_IMPL(m, "batch_bucketize", &batch_bucketize_cuda);
+  C2_IMPL(m, "concat_batch_mat_mul_batch_gather", &concat_batch_mat_mul_batch_gather_cuda);
+  C2_IMPL(m, "concat_batch_mat_mul_batch_gather_gradient", &concat_batch_mat_mul_batch_gather_gradient_cuda);
+  C2_IMPL(m, "batch_bucket_one_hot", &batch_bucket_one_hot_cuda);
 }
 
 }  // namespace caffe2ops

@@ -5,6 +5,7 @@
 #include <c10/util/accumulate.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "batch/batch_shapes.h"
 #include "common/block_gather.h"
 #include "common/checks.h"
@@ -56,8 +57,8 @@ at::Tensor batch_gather_gradient_cpu(const at::Tensor& data, const at::Tensor& i
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CPU, m) {
-  m.impl("batch_gather", &batch_gather_cpu);
-  m.impl("batch_gather_gradient", &batch_gather_gradient_cpu);
+  C2_IMPL(m, "batch_gather", &batch_gather_cpu);
+  C2_IMPL(m, "batch_gather_gradient", &batch_gather_gradient_cpu);
 }
 
 }  // namespace caffe2ops

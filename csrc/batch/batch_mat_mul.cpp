@@ -9,12 +9,11 @@
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "common/checks.h"
 
 namespace caffe2ops {
 namespace {
-
-constexpr const char* kOp = "batch_mat_mul";
 
 // Y2 = lhs @ rhs with both operands >= 2-D; Y is Y2 reshaped to `out_shape`. lhs/rhs are
 // views of A/B (transposed or with a unit dim added), and *_t records the transposition so
@@ -27,17 +26,17 @@ struct MatMulPlan {
   bool empty_batch = false;     // some batch dim is 0: nothing to multiply
 };
 
-MatMulPlan plan(const at::Tensor& A, const at::Tensor& B, bool trans_a, bool trans_b,
+MatMulPlan plan(const char* op, const at::Tensor& A, const at::Tensor& B, bool trans_a, bool trans_b,
                 bool broadcast) {
-  check_floating(kOp, "A", A);
-  check_same_dtype(kOp, "A", A, "B", B);
-  check_same_device(kOp, "A", A, "B", B);
-  C2_CHECK(A.dim() >= 1 && B.dim() >= 1, kOp, "A and B must be at least 1-D, got shapes ",
+  check_floating(op, "A", A);
+  check_same_dtype(op, "A", A, "B", B);
+  check_same_device(op, "A", A, "B", B);
+  C2_CHECK(A.dim() >= 1 && B.dim() >= 1, op, "A and B must be at least 1-D, got shapes ",
            A.sym_sizes(), " and ", B.sym_sizes());
   MatMulPlan p;
   const int64_t a = A.dim(), b = B.dim();
   if (a == 1 && b == 1) {
-    C2_CHECK(A.sym_numel() == B.sym_numel(), kOp, "A and B must have the same length, got ",
+    C2_CHECK(A.sym_numel() == B.sym_numel(), op, "A and B must have the same length, got ",
              A.sym_numel(), " and ", B.sym_numel());
     p.lhs = A.unsqueeze(0);
     p.rhs = B.unsqueeze(1);
@@ -49,7 +48,7 @@ MatMulPlan plan(const at::Tensor& A, const at::Tensor& B, bool trans_a, bool tra
     p.lhs = A.unsqueeze(0);
     p.rhs = trans_b ? B.mT() : B;
     p.rhs_t = trans_b;
-    C2_CHECK(p.rhs.sym_size(-2) == n, kOp, "A has length ", n, " but B", trans_b ? "^T" : "",
+    C2_CHECK(p.rhs.sym_size(-2) == n, op, "A has length ", n, " but B", trans_b ? "^T" : "",
              " has shape ", p.rhs.sym_sizes());
     auto rs = p.rhs.sym_sizes();
     p.batch.assign(rs.begin(), rs.end() - 2);
@@ -62,7 +61,7 @@ MatMulPlan plan(const at::Tensor& A, const at::Tensor& B, bool trans_a, bool tra
     p.lhs = trans_a ? A.mT() : A;
     p.lhs_t = trans_a;
     p.rhs = B.unsqueeze(1);
-    C2_CHECK(p.lhs.sym_size(-1) == n, kOp, "B has length ", n, " but A", trans_a ? "^T" : "",
+    C2_CHECK(p.lhs.sym_size(-1) == n, op, "B has length ", n, " but A", trans_a ? "^T" : "",
              " has shape ", p.lhs.sym_sizes());
     auto ls = p.lhs.sym_sizes();
     p.batch.assign(ls.begin(), ls.end() - 2);
@@ -74,7 +73,7 @@ MatMulPlan plan(const at::Tensor& A, const at::Tensor& B, bool trans_a, bool tra
   p.lhs_t = trans_a;
   p.rhs_t = trans_b;
   auto ls = p.lhs.sym_sizes(), rs = p.rhs.sym_sizes();
-  C2_CHECK(ls[a - 1] == rs[b - 2], kOp, "K mismatch: op(A) has shape ", ls, ", op(B) has shape ",
+  C2_CHECK(ls[a - 1] == rs[b - 2], op, "K mismatch: op(A) has shape ", ls, ", op(B) has shape ",
            rs);
   const int64_t nb = std::max(a, b) - 2;
   bool identical = true;
@@ -82,7 +81,7 @@ MatMulPlan plan(const at::Tensor& A, const at::Tensor& B, bool trans_a, bool tra
     const int64_t ia = i - (nb - (a - 2)), ib = i - (nb - (b - 2));
     c10::SymInt da = ia >= 0 ? ls[ia] : c10::SymInt(1);
     c10::SymInt db = ib >= 0 ? rs[ib] : c10::SymInt(1);
-    C2_CHECK(da == db || da <= 1 || db <= 1, kOp, "batch dims of A ", A.sym_sizes(),
+    C2_CHECK(da == db || da <= 1 || db <= 1, op, "batch dims of A ", A.sym_sizes(),
              " and B ", B.sym_sizes(), " cannot be broadcast");
     identical = identical && da == db;
     if (da == 0 || db == 0) {
@@ -92,7 +91,7 @@ MatMulPlan plan(const at::Tensor& A, const at::Tensor& B, bool trans_a, bool tra
       p.batch.push_back(da == 1 ? db : da);
     }
   }
-  C2_CHECK(identical || broadcast, kOp, "batch dims of A ", A.sym_sizes(), " and B ",
+  C2_CHECK(identical || broadcast, op, "batch dims of A ", A.sym_sizes(), " and B ",
            B.sym_sizes(), " differ; pass broadcast=True to broadcast them");
   p.out_shape = p.batch;
   p.out_shape.push_back(ls[a - 2]);
@@ -102,7 +101,7 @@ MatMulPlan plan(const at::Tensor& A, const at::Tensor& B, bool trans_a, bool tra
 
 at::Tensor batch_mat_mul(const at::Tensor& A, const at::Tensor& B, bool trans_a, bool trans_b,
                          bool broadcast) {
-  auto p = plan(A, B, trans_a, trans_b, broadcast);
+  auto p = plan("batch_mat_mul", A, B, trans_a, trans_b, broadcast);
   // Caffe2 broadcasts a 0-size batch dim against any size; matmul would refuse.
   if (p.empty_batch) return at::zeros_symint(p.out_shape, A.options());
   return at::matmul(p.lhs, p.rhs).reshape_symint(p.out_shape);
@@ -114,8 +113,11 @@ std::tuple<at::Tensor, at::Tensor> batch_mat_mul_gradient(const at::Tensor& grad
                                                           const at::Tensor& A,
                                                           const at::Tensor& B, bool trans_a,
                                                           bool trans_b, bool broadcast) {
-  auto p = plan(A, B, trans_a, trans_b, broadcast);
-  C2_CHECK(grad_Y.sym_sizes() == c10::SymIntArrayRef(p.out_shape), "batch_mat_mul_gradient",
+  constexpr const char* op = "batch_mat_mul_gradient";
+  auto p = plan(op, A, B, trans_a, trans_b, broadcast);
+  check_same_dtype(op, "A", A, "grad_Y", grad_Y);
+  check_same_device(op, "A", A, "grad_Y", grad_Y);
+  C2_CHECK(grad_Y.sym_sizes() == c10::SymIntArrayRef(p.out_shape), op,
            "grad_Y must have the output shape ", c10::SymIntArrayRef(p.out_shape), ", got ",
            grad_Y.sym_sizes());
   if (p.empty_batch) return {at::zeros_symint(A.sym_sizes(), A.options()),
@@ -136,15 +138,15 @@ std::tuple<at::Tensor, at::Tensor> batch_mat_mul_gradient(const at::Tensor& grad
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CompositeExplicitAutograd, m) {
-  m.impl("batch_mat_mul", &batch_mat_mul);
-  m.impl("batch_mat_mul_gradient", &batch_mat_mul_gradient);
+  C2_IMPL(m, "batch_mat_mul", &batch_mat_mul);
+  C2_IMPL(m, "batch_mat_mul_gradient", &batch_mat_mul_gradient);
 }
 
 #ifdef WITH_CUDA
 // The same kernel, named on the CUDA key so a CUDA build lists a CUDA kernel for every op.
 TORCH_LIBRARY_IMPL(caffe2ops, CUDA, m) {
-  m.impl("batch_mat_mul", &batch_mat_mul);
-  m.impl("batch_mat_mul_gradient", &batch_mat_mul_gradient);
+  C2_IMPL(m, "batch_mat_mul", &batch_mat_mul);
+  C2_IMPL(m, "batch_mat_mul_gradient", &batch_mat_mul_gradient);
 }
 #endif
 

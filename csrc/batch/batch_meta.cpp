@@ -2,6 +2,7 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "batch/batch_shapes.h"
 
 namespace caffe2ops {
@@ -72,21 +73,30 @@ T batch_bucket_one_hot_meta(const T& data, const T& lengths, const T& boundaries
   return at::empty_symint(batch_bucket_one_hot_shape(data, lengths, boundaries), data.options());
 }
 
+std::vector<T> concat_batch_mat_mul_batch_gather_gradient_meta(const T& indices, at::TensorList inputs,
+                                                               const T& grad) {
+  concat_batch_mat_mul_batch_gather_gradient_check(indices, inputs, grad);
+  std::vector<T> outs;
+  for (const auto& x : inputs) outs.push_back(at::empty_symint(x.sym_sizes(), x.options()));
+  return outs;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, Meta, m) {
-  m.impl("batch_permutation", &batch_permutation_meta);
-  m.impl("batch_permutation_gradient", &batch_permutation_gradient_meta);
-  m.impl("batch_gather", &batch_gather_meta);
-  m.impl("batch_gather_gradient", &batch_gather_gradient_meta);
-  m.impl("batch_sparse_to_dense", &batch_sparse_to_dense_meta);
-  m.impl("batch_dense_to_sparse", &batch_dense_to_sparse_meta);
-  m.impl("batch_moments", &batch_moments_meta);
-  m.impl("batch_moments_gradient", &batch_moments_gradient_meta);
-  m.impl("batch_box_cox", &batch_box_cox_meta);
-  m.impl("batch_bucketize", &batch_bucketize_meta);
-  m.impl("concat_batch_mat_mul_batch_gather", &concat_batch_mat_mul_batch_gather_meta);
-  m.impl("batch_bucket_one_hot", &batch_bucket_one_hot_meta);
+  C2_IMPL(m, "batch_permutation", &batch_permutation_meta);
+  C2_IMPL(m, "batch_permutation_gradient", &batch_permutation_gradient_meta);
+  C2_IMPL(m, "batch_gather", &batch_gather_meta);
+  C2_IMPL(m, "batch_gather_gradient", &batch_gather_gradient_meta);
+  C2_IMPL(m, "batch_sparse_to_dense", &batch_sparse_to_dense_meta);
+  C2_IMPL(m, "batch_dense_to_sparse", &batch_dense_to_sparse_meta);
+  C2_IMPL(m, "batch_moments", &batch_moments_meta);
+  C2_IMPL(m, "batch_moments_gradient", &batch_moments_gradient_meta);
+  C2_IMPL(m, "batch_box_cox", &batch_box_cox_meta);
+  C2_IMPL(m, "batch_bucketize", &batch_bucketize_meta);
+  C2_IMPL(m, "concat_batch_mat_mul_batch_gather", &concat_batch_mat_mul_batch_gather_meta);
+  C2_IMPL(m, "concat_batch_mat_mul_batch_gather_gradient", &concat_batch_mat_mul_batch_gather_gradient_meta);
+  C2_IMPL(m, "batch_bucket_one_hot", &batch_bucket_one_hot_meta);
 }
 
 }  // namespace caffe2ops

@@ -13,6 +13,7 @@
 
 #include <vector>
 
+#include "common/register.h"
 #include "batch/batch_shapes.h"
 #include "common/checks.h"
 #include "common/parallel.h"
@@ -199,8 +200,8 @@ at::Tensor batch_moments_gradient_cpu(const at::Tensor& dmu, const at::Tensor& d
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CPU, m) {
-  m.impl("batch_moments", &batch_moments_cpu);
-  m.impl("batch_moments_gradient", &batch_moments_gradient_cpu);
+  C2_IMPL(m, "batch_moments", &batch_moments_cpu);
+  C2_IMPL(m, "batch_moments_gradient", &batch_moments_gradient_cpu);
 }
 
 }  // namespace caffe2ops

@@ -3,6 +3,7 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "batch/batch_shapes.h"
 #include "common/block_gather.h"
 #include "common/checks.h"
@@ -47,8 +48,8 @@ at::Tensor batch_permutation_gradient_cpu(const at::Tensor& indices, const at::T
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CPU, m) {
-  m.impl("batch_permutation", &batch_permutation_cpu);
-  m.impl("batch_permutation_gradient", &batch_permutation_gradient_cpu);
+  C2_IMPL(m, "batch_permutation", &batch_permutation_cpu);
+  C2_IMPL(m, "batch_permutation_gradient", &batch_permutation_gradient_cpu);
 }
 
 }  // namespace caffe2ops

@@ -28,5 +28,7 @@ TORCH_LIBRARY_FRAGMENT(caffe2ops, m) {
   m.def("batch_bucketize(Tensor float_features, Tensor indices, Tensor boundaries, "
         "Tensor lengths) -> Tensor", tags);
   m.def("concat_batch_mat_mul_batch_gather(Tensor indices, Tensor[] inputs) -> Tensor", tags);
+  m.def("concat_batch_mat_mul_batch_gather_gradient(Tensor indices, Tensor[] inputs, Tensor grad) "
+        "-> Tensor[]", tags);
   m.def("batch_bucket_one_hot(Tensor data, Tensor lengths, Tensor boundaries) -> Tensor", tags);
 }

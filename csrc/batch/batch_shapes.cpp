@@ -1,6 +1,9 @@
 #include "batch/batch_shapes.h"
 
+#include <ATen/ops/result_type.h>
+
 #include "common/checks.h"
+#include "common/sizes.h"
 
 namespace caffe2ops {
 
@@ -118,7 +121,9 @@ SymShape batch_sparse_to_dense_shape(const at::Tensor& lengths, const at::Tensor
     C2_CHECK(dense_last_dim >= 1, op, "The last dim of dense must be >= 1, got dense_last_dim = ",
              dense_last_dim, " (pass dense_last_dim or output_shape_inference)");
   }
-  return SymShape{lengths.sym_size(0), D};
+  SymShape shape{lengths.sym_size(0), D};
+  check_shape_fits(op, "the dense output [len(lengths), dense_last_dim]", shape, values.element_size());
+  return shape;
 }
 
 void batch_dense_to_sparse_check(const at::Tensor& lengths, const at::Tensor& indices,
@@ -179,7 +184,7 @@ SymShape batch_bucketize_shape(const at::Tensor& float_features, const at::Tenso
   check_dim(op, "indices", indices, 1);
   check_index_dtype(op, "indices", indices);
   check_dim(op, "boundaries", boundaries, 1);
-  check_same_dtype(op, "float_features", float_features, "boundaries", boundaries);
+  check_floating(op, "boundaries", boundaries);
   check_dim(op, "lengths", lengths, 1);
   check_index_dtype(op, "lengths", lengths);
   for (const auto* t : {&indices, &boundaries, &lengths}) {
@@ -212,19 +217,33 @@ SymShape concat_batch_mat_mul_batch_gather_shape(const at::Tensor& indices,
   return SymShape{x0.sym_size(0), indices.sym_size(0)};
 }
 
+void concat_batch_mat_mul_batch_gather_gradient_check(const at::Tensor& indices, at::TensorList inputs,
+                                                      const at::Tensor& grad) {
+  constexpr const char* op = "concat_batch_mat_mul_batch_gather_gradient";
+  auto shape = concat_batch_mat_mul_batch_gather_shape(indices, inputs);
+  check_same_dtype(op, "inputs[0]", inputs[0], "grad", grad);
+  check_same_device(op, "inputs[0]", inputs[0], "grad", grad);
+  C2_CHECK(grad.sym_sizes() == c10::SymIntArrayRef(shape), op, "grad must have the output's shape ",
+           c10::SymIntArrayRef(shape), ", got ", grad.sym_sizes());
+}
+
 SymShape batch_bucket_one_hot_shape(const at::Tensor& data, const at::Tensor& lengths,
                                     const at::Tensor& boundaries) {
   constexpr const char* op = "batch_bucket_one_hot";
   check_min_dim(op, "data", data, 1);
   check_floating(op, "data", data, false);
   check_index_dtype(op, "lengths", lengths);
-  check_same_dtype(op, "data", data, "boundaries", boundaries);
+  check_floating(op, "boundaries", boundaries);
   check_same_device(op, "data", data, "lengths", lengths);
   check_same_device(op, "data", data, "boundaries", boundaries);
   c10::SymInt D = sym_prod(data.sym_sizes(), 1, data.dim());
   C2_CHECK(lengths.sym_numel() == D, op, "lengths must have D = ", D, " elements, got ",
            lengths.sym_numel());
   return SymShape{data.sym_size(0), boundaries.sym_numel() + D};
+}
+
+at::ScalarType bucket_compare_dtype(const at::Tensor& features, const at::Tensor& boundaries) {
+  return at::result_type(features, boundaries);
 }
 
 IndexErrorText batch_gather_bounds_text(int64_t axis_dim) {

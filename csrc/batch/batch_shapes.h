@@ -46,8 +46,14 @@ SymShape batch_bucketize_shape(const at::Tensor& float_features, const at::Tenso
                                const at::Tensor& boundaries, const at::Tensor& lengths);
 SymShape concat_batch_mat_mul_batch_gather_shape(const at::Tensor& indices,
                                                  at::TensorList inputs);
+// The forward's rules, and grad of the forward output's shape, dtype and device.
+void concat_batch_mat_mul_batch_gather_gradient_check(const at::Tensor& indices, at::TensorList inputs,
+                                                      const at::Tensor& grad);
 SymShape batch_bucket_one_hot_shape(const at::Tensor& data, const at::Tensor& lengths,
                                     const at::Tensor& boundaries);
+// BatchBucketize / BatchBucketOneHot accept boundaries of any floating dtype and compare in
+// the promoted dtype, as torch.bucketize does (float32 with float32 is Caffe2's case).
+at::ScalarType bucket_compare_dtype(const at::Tensor& features, const at::Tensor& boundaries);
 
 // Checks that read tensor values (any device; lengths are read on the host). Each returns
 // what the kernels need: the host row offsets of a lengths tensor.

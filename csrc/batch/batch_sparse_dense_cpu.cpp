@@ -5,6 +5,7 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "batch/batch_shapes.h"
 #include "common/checks.h"
 #include "common/parallel.h"
@@ -75,8 +76,8 @@ at::Tensor batch_dense_to_sparse_cpu(const at::Tensor& lengths, const at::Tensor
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CPU, m) {
-  m.impl("batch_sparse_to_dense", &batch_sparse_to_dense_cpu);
-  m.impl("batch_dense_to_sparse", &batch_dense_to_sparse_cpu);
+  C2_IMPL(m, "batch_sparse_to_dense", &batch_sparse_to_dense_cpu);
+  C2_IMPL(m, "batch_dense_to_sparse", &batch_dense_to_sparse_cpu);
 }
 
 }  // namespace caffe2ops

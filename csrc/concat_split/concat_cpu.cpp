@@ -3,6 +3,7 @@
 #include <ATen/ops/tensor.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "common/block_copy.h"
 #include "common/checks.h"
 #include "concat_split/concat_split_shapes.h"
@@ -56,8 +57,8 @@ std::tuple<at::Tensor, at::Tensor> depth_concat_cpu(at::TensorList inputs,
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CPU, m) {
-  m.impl("concat", &concat_cpu);
-  m.impl("depth_concat", &depth_concat_cpu);
+  C2_IMPL(m, "concat", &concat_cpu);
+  C2_IMPL(m, "depth_concat", &depth_concat_cpu);
 }
 
 }  // namespace caffe2ops

@@ -4,6 +4,7 @@
 // is split_gradient with the resolved piece sizes; unused outputs get zeros.
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "common/autograd.h"
 #include "common/checks.h"
 #include "concat_split/concat_split_shapes.h"
@@ -157,11 +158,11 @@ std::vector<T> split_by_lengths_autograd(const T& input, const T& lengths, int64
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, Autograd, m) {
-  m.impl("concat", &concat_autograd);
-  m.impl("depth_concat", &depth_concat_autograd);
-  m.impl("split", &split_autograd);
-  m.impl("depth_split", &depth_split_autograd);
-  m.impl("split_by_lengths", &split_by_lengths_autograd);
+  C2_IMPL(m, "concat", &concat_autograd);
+  C2_IMPL(m, "depth_concat", &depth_concat_autograd);
+  C2_IMPL(m, "split", &split_autograd);
+  C2_IMPL(m, "depth_split", &depth_split_autograd);
+  C2_IMPL(m, "split_by_lengths", &split_by_lengths_autograd);
 }
 
 }  // namespace caffe2ops

@@ -5,8 +5,10 @@
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "common/checks.h"
 #include "common/op_handle.h"
+#include "common/sizes.h"
 
 namespace caffe2ops {
 namespace {
@@ -22,6 +24,36 @@ std::vector<T> concat_gradient(const T& grad_output, const T& split_info, std::o
       .call(grad_output, split_info, {}, axis, order, add_axis, -1);
 }
 
+// Every defined gradient must be the piece split would have produced: same dtype and device
+// as the others, the input's rank (less the axis with add_axis), and extent split_sizes[i]
+// along the axis. Without these checks a wrong list concatenated into a wrongly sized gradient.
+void check_split_gradients(const c10::List<std::optional<T>>& grad_outputs,
+                           c10::SymIntArrayRef split_sizes, int64_t axis, bool add_axis, const T& like,
+                           int64_t first) {
+  constexpr const char* op = "split_gradient";
+  for (size_t i = 0; i < grad_outputs.size(); ++i) {
+    const std::optional<T> g = grad_outputs.get(i);
+    if (!g.has_value() || !g->defined()) continue;
+    const std::string arg = "grad_outputs[" + std::to_string(i) + "]";
+    C2_CHECK(g->scalar_type() == like.scalar_type(), op, arg, " has dtype ", g->scalar_type(),
+             " but grad_outputs[", first, "] has ", like.scalar_type());
+    C2_CHECK(g->device() == like.device(), op, arg, " is on ", g->device(), " but grad_outputs[",
+             first, "] is on ", like.device());
+    C2_CHECK(g->dim() == like.dim(), op, arg, " has shape ", g->sym_sizes(), " but grad_outputs[",
+             first, "] has ", like.sym_sizes());
+    for (int64_t d = 0; d < like.dim(); ++d) {
+      if (!add_axis && d == axis) {
+        C2_CHECK(g->sym_size(d) == split_sizes[i], op, arg, " has extent ", g->sym_size(d),
+                 " along axis ", axis, " but split_sizes[", i, "] = ", split_sizes[i]);
+      } else {
+        C2_CHECK(g->sym_size(d) == like.sym_size(d), op, arg, " has shape ", g->sym_sizes(),
+                 " but grad_outputs[", first, "] has ", like.sym_sizes(), " (they may differ only along axis ",
+                 axis, ")");
+      }
+    }
+  }
+}
+
 // [PORT] Missing output gradients are zeros of the piece's shape (Caffe2 skipped them and
 // produced a wrongly shaped gradient).
 T split_gradient(const c10::List<std::optional<T>>& grad_outputs, c10::SymIntArrayRef split_sizes,
@@ -30,8 +62,17 @@ T split_gradient(const c10::List<std::optional<T>>& grad_outputs, c10::SymIntArr
   const int64_t k = static_cast<int64_t>(grad_outputs.size());
   C2_CHECK(k == static_cast<int64_t>(split_sizes.size()), op, "got ", k,
            " gradients for ", split_sizes.size(), " split sizes");
+  check_output_count(op, "the number of pieces", k);
+  std::vector<int64_t> concrete;
+  for (int64_t i = 0; i < k; ++i) {
+    C2_CHECK(split_sizes[i] >= 0, op, "split_sizes[", i, "] = ", split_sizes[i], " is negative");
+    if (auto v = split_sizes[i].maybe_as_int()) concrete.push_back(*v);
+  }
+  checked_sum(op, "split_sizes", concrete);
   T like;
-  for (const std::optional<T> g : grad_outputs) {
+  int64_t first = 0;
+  for (; first < k; ++first) {
+    const std::optional<T> g = grad_outputs.get(first);
     if (g.has_value() && g->defined()) {
       like = *g;
       break;
@@ -40,6 +81,7 @@ T split_gradient(const c10::List<std::optional<T>>& grad_outputs, c10::SymIntArr
   C2_CHECK(like.defined(), op, "needs at least one defined output gradient");
   const int64_t rank = like.dim() + (add_axis ? 1 : 0);
   C2_CHECK(axis >= 0 && axis < rank, op, "axis ", axis, " out of range for rank ", rank);
+  check_split_gradients(grad_outputs, split_sizes, axis, add_axis, like, first);
   std::vector<T> pieces;
   pieces.reserve(k);
   for (int64_t i = 0; i < k; ++i) {
@@ -58,8 +100,8 @@ T split_gradient(const c10::List<std::optional<T>>& grad_outputs, c10::SymIntArr
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CompositeImplicitAutograd, m) {
-  m.impl("concat_gradient", &concat_gradient);
-  m.impl("split_gradient", &split_gradient);
+  C2_IMPL(m, "concat_gradient", &concat_gradient);
+  C2_IMPL(m, "split_gradient", &split_gradient);
 }
 
 }  // namespace caffe2ops

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "common/checks.h"
 #include "concat_split/concat_split_shapes.h"
 
@@ -69,11 +70,11 @@ std::vector<T> split_by_lengths_cuda(const T& input, const T& lengths, int64_t n
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CUDA, m) {
-  m.impl("concat", &concat_cuda);
-  m.impl("depth_concat", &depth_concat_cuda);
-  m.impl("split", &split_cuda);
-  m.impl("depth_split", &depth_split_cuda);
-  m.impl("split_by_lengths", &split_by_lengths_cuda);
+  C2_IMPL(m, "concat", &concat_cuda);
+  C2_IMPL(m, "depth_concat", &depth_concat_cuda);
+  C2_IMPL(m, "split", &split_cuda);
+  C2_IMPL(m, "depth_split", &depth_split_cuda);
+  C2_IMPL(m, "split_by_lengths", &split_by_lengths_cuda);
 }
 
 }  // namespace caffe2ops

@@ -3,6 +3,7 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "common/checks.h"
 #include "concat_split/concat_split_shapes.h"
 
@@ -41,13 +42,13 @@ std::tuple<at::Tensor, at::Tensor> concat_no_kernel(at::TensorList inputs, std::
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CompositeExplicitAutograd, m) {
-  m.impl("concat", &concat_no_kernel);
-  m.impl("depth_concat", &concat_no_kernel);
+  C2_IMPL(m, "concat", &concat_no_kernel);
+  C2_IMPL(m, "depth_concat", &concat_no_kernel);
 }
 
 TORCH_LIBRARY_IMPL(caffe2ops, Meta, m) {
-  m.impl("concat", &concat_meta);
-  m.impl("depth_concat", &depth_concat_meta);
+  C2_IMPL(m, "concat", &concat_meta);
+  C2_IMPL(m, "depth_concat", &depth_concat_meta);
 }
 
 }  // namespace caffe2ops

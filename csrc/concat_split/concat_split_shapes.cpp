@@ -3,6 +3,7 @@
 #include <ATen/Dispatch.h>
 
 #include "common/checks.h"
+#include "common/sizes.h"
 
 namespace caffe2ops {
 
@@ -50,8 +51,12 @@ ConcatPlan concat_plan(const char* op, at::TensorList inputs, std::optional<int6
       // split_info is a concrete int32 tensor, so the extents must be known here; a symbolic
       // extent is specialised (guarded) to its hint.
       plan.sizes.push_back(xj.sym_size(plan.axis).guard_int(__FILE__, __LINE__));
+      check_fits_int32(op, "an input's extent along the axis (split_info)", plan.sizes.back());
     }
   }
+  // The output's extent is the sum of the inputs'; it must not wrap (it would pass as a small,
+  // valid-looking size) and must fit split_info's int32 as every piece does.
+  if (!add_axis) check_fits_int32(op, "the output's extent along the axis", checked_sum(op, "split_info", plan.sizes));
   auto s = x0.sym_sizes();
   plan.out_shape.assign(s.begin(), s.end());
   if (add_axis) {
@@ -77,29 +82,28 @@ std::vector<int64_t> split_sizes(const char* op, const at::Tensor& input,
              st.device());
     C2_CHECK(num_outputs == -1 || num_outputs == st.numel(), op, "num_outputs = ", num_outputs,
              " but split_tensor has ", st.numel(), " entries");
+    check_output_count(op, "split_tensor's number of entries", st.numel());
     auto v = st.reshape({-1}).to(at::kLong).contiguous();
     sizes.assign(v.const_data_ptr<int64_t>(), v.const_data_ptr<int64_t>() + v.numel());
   } else if (!split.empty()) {
     C2_CHECK(num_outputs == -1 || num_outputs == static_cast<int64_t>(split.size()), op,
              "The number of splits specified should be equal to the number of outputs: split has ",
              split.size(), " entries, num_outputs = ", num_outputs);
+    check_output_count(op, "the number of entries of split", static_cast<int64_t>(split.size()));
     sizes.assign(split.begin(), split.end());
   } else {
     int64_t k = num_outputs;
     if (k == -1 && add_axis) k = C;
     C2_CHECK(k > 0, op, "an equal split needs num_outputs > 0 (or a split / split_tensor), got ",
              num_outputs);
+    check_output_count(op, "num_outputs", k);
     C2_CHECK(C % k == 0, op,
              "If you did not specify split explicitly, the number of input channels should be "
              "divisible by the output size: ", C, " channels, ", k, " outputs");
     sizes.assign(k, C / k);
   }
-  C2_CHECK(!sizes.empty(), op, "needs at least one output");
-  int64_t sum = 0;
-  for (size_t i = 0; i < sizes.size(); ++i) {
-    C2_CHECK(sizes[i] >= 0, op, "split[", i, "] = ", sizes[i], " is negative");
-    sum += sizes[i];
-  }
+  check_output_count(op, "the number of split sizes", static_cast<int64_t>(sizes.size()));
+  const int64_t sum = checked_sum(op, "split", sizes);
   if (add_axis) {
     C2_CHECK(static_cast<int64_t>(sizes.size()) == C, op,
              "Sum of split dimensions do not match: should be ", C, " outputs with add_axis, got ",
@@ -115,17 +119,13 @@ std::vector<int64_t> split_by_lengths_sizes(const char* op, const at::Tensor& in
                                             int64_t axis, bool use_scaling_lengths) {
   check_index_dtype(op, "lengths", lengths);
   C2_CHECK(lengths.dim() == 1, op, "lengths must be 1-D, got shape ", lengths.sizes());
-  C2_CHECK(num_outputs >= 1, op, "num_outputs must be >= 1, got ", num_outputs);
+  check_output_count(op, "num_outputs", num_outputs);
   const int64_t m = lengths.numel();
   C2_CHECK(m % num_outputs == 0, op, "len(Lengths) ", m, "should be divisible by OutputSize() ",
            num_outputs, ".");
   auto len = lengths.to(at::kCPU).to(at::kLong).contiguous();
   const int64_t* lp = len.const_data_ptr<int64_t>();
-  int64_t S = 0;
-  for (int64_t i = 0; i < m; ++i) {
-    C2_CHECK(lp[i] >= 0, op, "lengths[", i, "] = ", lp[i], " is negative");
-    S += lp[i];
-  }
+  const int64_t S = checked_sum(op, "lengths", c10::ArrayRef<int64_t>(lp, m));
   const int64_t C = input.size(axis);
   int64_t mult = 1;
   if (use_scaling_lengths) {

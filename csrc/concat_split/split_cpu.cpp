@@ -3,6 +3,7 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "common/block_copy.h"
 #include "common/checks.h"
 #include "concat_split/concat_split_shapes.h"
@@ -84,9 +85,9 @@ std::vector<at::Tensor> split_by_lengths_cpu(const at::Tensor& input, const at::
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CPU, m) {
-  m.impl("split", &split_cpu);
-  m.impl("depth_split", &depth_split_cpu);
-  m.impl("split_by_lengths", &split_by_lengths_cpu);
+  C2_IMPL(m, "split", &split_cpu);
+  C2_IMPL(m, "depth_split", &depth_split_cpu);
+  C2_IMPL(m, "split_by_lengths", &split_by_lengths_cpu);
 }
 
 }  // namespace caffe2ops

@@ -8,6 +8,7 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "dropout/cudnn_dropout_shapes.h"
 #include "dropout/dropout_checks.h"
 
@@ -35,8 +36,8 @@ at::Tensor cudnn_dropout_gradient_meta(const at::Tensor& dY, const at::Tensor& r
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, Meta, m) {
-  m.impl("cudnn_dropout", &cudnn_dropout_meta);
-  m.impl("cudnn_dropout_gradient", &cudnn_dropout_gradient_meta);
+  C2_IMPL(m, "cudnn_dropout", &cudnn_dropout_meta);
+  C2_IMPL(m, "cudnn_dropout_gradient", &cudnn_dropout_gradient_meta);
 }
 
 }  // namespace caffe2ops

@@ -4,6 +4,7 @@
 #include <ATen/core/Tensor.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "common/checks.h"
 
 namespace caffe2ops {
@@ -27,8 +28,8 @@ at::Tensor cudnn_dropout_gradient_unavailable(const at::Tensor& dY, const at::Te
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CompositeExplicitAutograd, m) {
-  m.impl("cudnn_dropout", &cudnn_dropout_unavailable);
-  m.impl("cudnn_dropout_gradient", &cudnn_dropout_gradient_unavailable);
+  C2_IMPL(m, "cudnn_dropout", &cudnn_dropout_unavailable);
+  C2_IMPL(m, "cudnn_dropout_gradient", &cudnn_dropout_gradient_unavailable);
 }
 
 }  // namespace caffe2ops

@@ -2,6 +2,7 @@
 // and dropout_gradient(dY) in test mode. The mask gets no gradient.
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "common/autograd.h"
 
 namespace caffe2ops {
@@ -12,6 +13,12 @@ using DropoutSig = std::tuple<T, T>(const T&, double, bool, std::optional<at::Ge
 
 decltype(auto) dropout_op() { return C2_OP("dropout", DropoutSig); }
 decltype(auto) cudnn_dropout_op() { return C2_OP("cudnn_dropout", DropoutSig); }
+decltype(auto) dropout_gradient_op() {
+  return C2_OP("dropout_gradient", T(const T&, const std::optional<T>&, double, bool));
+}
+decltype(auto) cudnn_dropout_gradient_op() {
+  return C2_OP("cudnn_dropout_gradient", T(const T&, const T&, double, bool));
+}
 
 class DropoutFn : public torch::autograd::Function<DropoutFn> {
  public:
@@ -29,8 +36,7 @@ class DropoutFn : public torch::autograd::Function<DropoutFn> {
     const bool is_test = ctx->saved_data["is_test"].toBool();
     std::optional<T> mask;
     if (!is_test) mask = ctx->get_saved_variables()[0];
-    auto dX = C2_OP("dropout_gradient", T(const T&, const std::optional<T>&, double, bool))
-                  .call(grads[0], mask, ctx->saved_data["ratio"].toDouble(), is_test);
+    auto dX = dropout_gradient_op().call(grads[0], mask, ctx->saved_data["ratio"].toDouble(), is_test);
     return {dX, T(), T(), T()};
   }
 };
@@ -49,12 +55,60 @@ class CudnnDropoutFn : public torch::autograd::Function<CudnnDropoutFn> {
     return {Y, reserve};
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    auto dX = C2_OP("cudnn_dropout_gradient", T(const T&, const T&, double, bool))
-                  .call(grads[0], ctx->get_saved_variables()[0], ctx->saved_data["ratio"].toDouble(),
-                        ctx->saved_data["is_test"].toBool());
+    auto dX = cudnn_dropout_gradient_op().call(grads[0], ctx->get_saved_variables()[0],
+                                               ctx->saved_data["ratio"].toDouble(), ctx->saved_data["is_test"].toBool());
     return {dX, T(), T(), T()};
   }
 };
+
+// Both gradients are linear in dY (dX = dY * mask * scale): along ggX their derivative is the
+// same gradient op applied to ggX.
+class DropoutGradientFn : public torch::autograd::Function<DropoutGradientFn> {
+ public:
+  static T forward(AutogradContext* ctx, const T& dY, const std::optional<T>& mask, double ratio, bool is_test) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    if (mask.has_value() && mask->defined()) ctx->save_for_backward({*mask});
+    ctx->saved_data["ratio"] = ratio;
+    ctx->saved_data["is_test"] = is_test;
+    return dropout_gradient_op().call(dY, mask, ratio, is_test);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    if (!grads[0].defined()) return {T(), T(), T(), T()};
+    auto saved = ctx->get_saved_variables();
+    std::optional<T> mask;
+    if (!saved.empty()) mask = saved[0];
+    return {dropout_gradient_op().call(grads[0], mask, ctx->saved_data["ratio"].toDouble(),
+                                       ctx->saved_data["is_test"].toBool()),
+            T(), T(), T()};
+  }
+};
+
+class CudnnDropoutGradientFn : public torch::autograd::Function<CudnnDropoutGradientFn> {
+ public:
+  static T forward(AutogradContext* ctx, const T& dY, const T& reserve_space, double ratio, bool is_test) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    ctx->save_for_backward({reserve_space});
+    ctx->saved_data["ratio"] = ratio;
+    ctx->saved_data["is_test"] = is_test;
+    return cudnn_dropout_gradient_op().call(dY, reserve_space, ratio, is_test);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    if (!grads[0].defined()) return {T(), T(), T(), T()};
+    return {cudnn_dropout_gradient_op().call(grads[0], ctx->get_saved_variables()[0],
+                                             ctx->saved_data["ratio"].toDouble(), ctx->saved_data["is_test"].toBool()),
+            T(), T(), T()};
+  }
+};
+
+T dropout_gradient_autograd(const T& dY, const std::optional<T>& mask, double ratio, bool is_test) {
+  if (!grad_needed(dY)) return call_below_autograd(dropout_gradient_op(), dY, mask, ratio, is_test);
+  return DropoutGradientFn::apply(dY, mask, ratio, is_test);
+}
+
+T cudnn_dropout_gradient_autograd(const T& dY, const T& reserve_space, double ratio, bool is_test) {
+  if (!grad_needed(dY)) return call_below_autograd(cudnn_dropout_gradient_op(), dY, reserve_space, ratio, is_test);
+  return CudnnDropoutGradientFn::apply(dY, reserve_space, ratio, is_test);
+}
 
 std::tuple<T, T> cudnn_dropout_autograd(const T& X, double ratio, bool is_test,
                                         std::optional<at::Generator> generator) {
@@ -73,10 +127,10 @@ std::tuple<T, T> dropout_autograd(const T& X, double ratio, bool is_test,
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, Autograd, m) {
-  m.impl("dropout", &dropout_autograd);
-  m.impl("cudnn_dropout", &cudnn_dropout_autograd);
-  m.impl("dropout_gradient", no_gradient());
-  m.impl("cudnn_dropout_gradient", no_gradient());
+  C2_IMPL(m, "dropout", &dropout_autograd);
+  C2_IMPL(m, "cudnn_dropout", &cudnn_dropout_autograd);
+  C2_IMPL(m, "dropout_gradient", &dropout_gradient_autograd);
+  C2_IMPL(m, "cudnn_dropout_gradient", &cudnn_dropout_gradient_autograd);
 }
 
 }  // namespace caffe2ops

@@ -18,4 +18,12 @@ void check_cudnn_dropout_input(const at::Tensor& X, double ratio);
 void check_cudnn_dropout_gradient(const at::Tensor& dY, const at::Tensor& reserve_space, double ratio,
                                   bool is_test);
 
+// The factor a kept element is multiplied by: 1/(1 - ratio) in double, rounded once to the
+// op-math type. Caffe2's CPU kernel and torch.native_dropout multiply by exactly this value; a
+// division by (1 - ratio) would differ from both in the last bit for most ratios.
+template <typename acc_t>
+acc_t dropout_scale(double ratio) {
+  return static_cast<acc_t>(1.0 / (1.0 - ratio));
+}
+
 }  // namespace caffe2ops

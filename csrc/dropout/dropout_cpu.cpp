@@ -22,6 +22,7 @@
 #include <cmath>
 #include <mutex>
 
+#include "common/register.h"
 #include "common/checks.h"
 #include "common/philox.h"
 #include "common/vec_math.h"
@@ -69,60 +70,59 @@ bool keep_on_tie(PhiloxKey key, int64_t index, const Threshold& t) {
   return (w[0] & 0xffffu) >= t.low;
 }
 
-// A kept element is X / (1 - ratio), one correctly rounded division (spec 4.1: "exactly
-// X/(1-ratio)"; multiplying by a rounded 1/(1-ratio) is off by an ulp for most ratios). A
-// dropped one is X * 0, so a dropped NaN or inf still gives NaN, as in Caffe2 and torch.
+// A kept element is X * scale (one rounding, as Caffe2 and torch.native_dropout); a dropped
+// one is X * 0, so a dropped NaN or inf still gives NaN, as in Caffe2 and torch.
 template <typename scalar_t, typename acc_t>
 C2_ALWAYS_INLINE bool apply_mask_loop(const scalar_t* x, const uint16_t* high, uint32_t t_high,
-                                      acc_t keep, scalar_t* y, bool* mask, int64_t n) {
+                                      acc_t scale, scalar_t* y, bool* mask, int64_t n) {
   uint32_t ties = 0;
   for (int64_t i = 0; i < n; ++i) {
     const uint32_t h = high[i];
     const acc_t v = static_cast<acc_t>(x[i]);
     ties |= static_cast<uint32_t>(h == t_high);
     mask[i] = h > t_high;
-    y[i] = static_cast<scalar_t>(h > t_high ? v / keep : v * acc_t(0));
+    y[i] = static_cast<scalar_t>(h > t_high ? v * scale : v * acc_t(0));
   }
   return ties != 0;
 }
 
 C2_SIMD_CLONES bool apply_mask_f32(const float* x, const uint16_t* high, uint32_t t_high,
-                                   float keep, float* y, bool* mask, int64_t n) {
-  return apply_mask_loop(x, high, t_high, keep, y, mask, n);
+                                   float scale, float* y, bool* mask, int64_t n) {
+  return apply_mask_loop(x, high, t_high, scale, y, mask, n);
 }
 
 // Returns whether any element tied with the threshold (and was provisionally dropped).
 template <typename scalar_t>
-bool apply_mask(const scalar_t* x, const uint16_t* high, uint32_t t_high, at::opmath_type<scalar_t> keep,
+bool apply_mask(const scalar_t* x, const uint16_t* high, uint32_t t_high, at::opmath_type<scalar_t> scale,
                 scalar_t* y, bool* mask, int64_t n) {
   if constexpr (std::is_same_v<scalar_t, float>) {
-    return apply_mask_f32(x, high, t_high, keep, y, mask, n);
+    return apply_mask_f32(x, high, t_high, scale, y, mask, n);
   } else {
-    return apply_mask_loop(x, high, t_high, keep, y, mask, n);
+    return apply_mask_loop(x, high, t_high, scale, y, mask, n);
   }
 }
 
-// dX = (dY * mask) / (1 - ratio), the spec's formula in its order of operations. The mask is
-// read as bytes (0 or 1): GCC does not vectorise loads of bool.
+// dX = (dY * mask) * scale in the order native_dropout_backward uses, so the two agree bit for
+// bit. The mask is read as bytes (0 or 1): GCC does not vectorise loads of bool.
 template <typename scalar_t, typename acc_t>
-C2_ALWAYS_INLINE void masked_scale_loop(const scalar_t* g, const bool* mask, acc_t keep,
+C2_ALWAYS_INLINE void masked_scale_loop(const scalar_t* g, const bool* mask, acc_t scale,
                                         scalar_t* out, int64_t n) {
   const uint8_t* m = reinterpret_cast<const uint8_t*>(mask);
   for (int64_t i = 0; i < n; ++i) {
-    out[i] = static_cast<scalar_t>(static_cast<acc_t>(g[i]) * static_cast<acc_t>(m[i]) / keep);
+    out[i] = static_cast<scalar_t>(static_cast<acc_t>(g[i]) * static_cast<acc_t>(m[i]) * scale);
   }
 }
 
-C2_SIMD_CLONES void masked_scale_f32(const float* g, const bool* mask, float keep, float* out, int64_t n) {
-  masked_scale_loop(g, mask, keep, out, n);
+C2_SIMD_CLONES void masked_scale_f32(const float* g, const bool* mask, float scale, float* out, int64_t n) {
+  masked_scale_loop(g, mask, scale, out, n);
 }
 
 template <typename scalar_t>
-void masked_scale(const scalar_t* g, const bool* mask, at::opmath_type<scalar_t> keep, scalar_t* out, int64_t n) {
+void masked_scale(const scalar_t* g, const bool* mask, at::opmath_type<scalar_t> scale, scalar_t* out, int64_t n) {
   if constexpr (std::is_same_v<scalar_t, float>) {
-    masked_scale_f32(g, mask, keep, out, n);
+    masked_scale_f32(g, mask, scale, out, n);
   } else {
-    masked_scale_loop(g, mask, keep, out, n);
+    masked_scale_loop(g, mask, scale, out, n);
   }
 }
 
@@ -149,7 +149,7 @@ std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio
   const Threshold threshold(ratio);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "dropout", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const acc_t keep = static_cast<acc_t>(1.0 - ratio);
+    const acc_t scale = dropout_scale<acc_t>(ratio);
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     scalar_t* yp = Y.data_ptr<scalar_t>();
     bool* mp = mask.data_ptr<bool>();
@@ -159,11 +159,11 @@ std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t first = b * kBlock, len = std::min(kBlock, n - first);
         block_high_halves(key, b, high);
-        if (!apply_mask(xp + first, high, threshold.high, keep, yp + first, mp + first, len)) continue;
+        if (!apply_mask(xp + first, high, threshold.high, scale, yp + first, mp + first, len)) continue;
         for (int64_t i = 0; i < len; ++i) {
           if (high[i] == threshold.high && keep_on_tie(key, first + i, threshold)) {
             mp[first + i] = true;
-            yp[first + i] = static_cast<scalar_t>(static_cast<acc_t>(xp[first + i]) / keep);
+            yp[first + i] = static_cast<scalar_t>(static_cast<acc_t>(xp[first + i]) * scale);
           }
         }
       }
@@ -172,7 +172,7 @@ std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio
   return {Y, mask};
 }
 
-// dX = dY * mask / (1 - ratio) in training (NaN in dY propagates), dY in test mode.
+// dX = dY * mask * scale in training (NaN in dY propagates), dY in test mode.
 at::Tensor dropout_gradient_cpu(const at::Tensor& dY, const std::optional<at::Tensor>& mask,
                                 double ratio, bool is_test) {
   check_dropout_gradient(dY, mask, ratio, is_test);
@@ -181,12 +181,12 @@ at::Tensor dropout_gradient_cpu(const at::Tensor& dY, const std::optional<at::Te
   auto m = mask->contiguous();
   auto dX = at::empty(dy.sizes(), dy.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dy.scalar_type(), "dropout_gradient", [&] {
-    const auto keep = static_cast<at::opmath_type<scalar_t>>(1.0 - ratio);
+    const auto scale = dropout_scale<at::opmath_type<scalar_t>>(ratio);
     const scalar_t* gp = dy.const_data_ptr<scalar_t>();
     const bool* mp = m.const_data_ptr<bool>();
     scalar_t* dp = dX.data_ptr<scalar_t>();
     at::parallel_for(0, dy.numel(), 1 << 15, [&](int64_t i0, int64_t i1) {
-      masked_scale(gp + i0, mp + i0, keep, dp + i0, i1 - i0);
+      masked_scale(gp + i0, mp + i0, scale, dp + i0, i1 - i0);
     });
   });
   return dX;
@@ -195,8 +195,8 @@ at::Tensor dropout_gradient_cpu(const at::Tensor& dY, const std::optional<at::Te
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CPU, m) {
-  m.impl("dropout", &dropout_cpu);
-  m.impl("dropout_gradient", &dropout_gradient_cpu);
+  C2_IMPL(m, "dropout", &dropout_cpu);
+  C2_IMPL(m, "dropout_gradient", &dropout_gradient_cpu);
 }
 
 }  // namespace caffe2ops

@@ -20,6 +20,7 @@
 #include <cmath>
 #include <mutex>
 
+#include "common/register.h"
 #include "common/checks.h"
 #include "common/cuda_launch.cuh"
 #include "common/philox.h"
@@ -38,7 +39,7 @@ using T = at::Tensor;
 
 template <typename scalar_t>
 __global__ void dropout_kernel(const scalar_t* x, scalar_t* y, bool* mask, int64_t n, uint64_t threshold,
-                               at::opmath_type<scalar_t> keep, at::PhiloxCudaState philox_args) {
+                               at::opmath_type<scalar_t> scale, at::PhiloxCudaState philox_args) {
   using acc_t = at::opmath_type<scalar_t>;
   const auto seeds = at::cuda::philox::unpack(philox_args);
   const PhiloxKey key(std::get<0>(seeds));
@@ -53,8 +54,8 @@ __global__ void dropout_kernel(const scalar_t* x, scalar_t* y, bool* mask, int64
         const bool kept = static_cast<uint64_t>(w[j]) >= threshold;
         const acc_t v = static_cast<acc_t>(x[i]);
         mask[i] = kept;
-        // As on the CPU: a kept element is one IEEE division by (1 - ratio), a dropped one X * 0.
-        y[i] = static_cast<scalar_t>(kept ? v / keep : v * acc_t(0));
+        // As on the CPU: a kept element is X * scale, a dropped one X * 0.
+        y[i] = static_cast<scalar_t>(kept ? v * scale : v * acc_t(0));
       }
     }
   }
@@ -78,9 +79,9 @@ std::tuple<T, T> dropout_cuda(const T& X, double ratio, bool is_test, std::optio
   }
   const uint64_t threshold = static_cast<uint64_t>(std::ceil(ratio * 4294967296.0));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "dropout", [&] {
-    const auto keep = static_cast<at::opmath_type<scalar_t>>(1.0 - ratio);
+    const auto scale = dropout_scale<at::opmath_type<scalar_t>>(ratio);
     dropout_kernel<<<grid_for((n + 3) / 4), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-        x.const_data_ptr<scalar_t>(), Y.data_ptr<scalar_t>(), mask.data_ptr<bool>(), n, threshold, keep, philox_args);
+        x.const_data_ptr<scalar_t>(), Y.data_ptr<scalar_t>(), mask.data_ptr<bool>(), n, threshold, scale, philox_args);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return {Y, mask};
@@ -88,10 +89,10 @@ std::tuple<T, T> dropout_cuda(const T& X, double ratio, bool is_test, std::optio
 
 template <typename scalar_t>
 __global__ void dropout_gradient_kernel(const scalar_t* dy, const bool* mask, scalar_t* dx, int64_t n,
-                                        at::opmath_type<scalar_t> keep) {
+                                        at::opmath_type<scalar_t> scale) {
   using acc_t = at::opmath_type<scalar_t>;
   C2_GRID_STRIDE(i, n) {
-    dx[i] = static_cast<scalar_t>(static_cast<acc_t>(dy[i]) * static_cast<acc_t>(mask[i]) / keep);
+    dx[i] = static_cast<scalar_t>(static_cast<acc_t>(dy[i]) * static_cast<acc_t>(mask[i]) * scale);
   }
 }
 
@@ -107,7 +108,7 @@ T dropout_gradient_cuda(const T& dY, const std::optional<T>& mask, double ratio,
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dy.scalar_type(), "dropout_gradient", [&] {
     dropout_gradient_kernel<<<grid_for(n), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
         dy.const_data_ptr<scalar_t>(), m.const_data_ptr<bool>(), dX.data_ptr<scalar_t>(), n,
-        static_cast<at::opmath_type<scalar_t>>(1.0 - ratio));
+        dropout_scale<at::opmath_type<scalar_t>>(ratio));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return dX;
@@ -227,11 +228,11 @@ T cudnn_dropout_gradient_cuda(const T& dY, const T& reserve_space, double ratio,
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CUDA, m) {
-  m.impl("dropout", &dropout_cuda);
-  m.impl("dropout_gradient", &dropout_gradient_cuda);
+  C2_IMPL(m, "dropout", &dropout_cuda);
+  C2_IMPL(m, "dropout_gradient", &dropout_gradient_cuda);
 #ifdef WITH_CUDNN
-  m.impl("cudnn_dropout", &cudnn_dropout_cuda);
-  m.impl("cudnn_dropout_gradient", &cudnn_dropout_gradient_cuda);
+  C2_IMPL(m, "cudnn_dropout", &cudnn_dropout_cuda);
+  C2_IMPL(m, "cudnn_dropout_gradient", &cudnn_dropout_gradient_cuda);
 #endif
 }
 

@@ -2,6 +2,7 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "dropout/dropout_checks.h"
 
 namespace caffe2ops {
@@ -23,8 +24,8 @@ at::Tensor dropout_gradient_meta(const at::Tensor& dY, const std::optional<at::T
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, Meta, m) {
-  m.impl("dropout", &dropout_meta);
-  m.impl("dropout_gradient", &dropout_gradient_meta);
+  C2_IMPL(m, "dropout", &dropout_meta);
+  C2_IMPL(m, "dropout_gradient", &dropout_gradient_meta);
 }
 
 }  // namespace caffe2ops

@@ -1,7 +1,8 @@
 // Autograd of MarginRankingCriterion (spec 6.1 item 4): backward is the gradient op; Y gets
-// no gradient. dX2 is reshaped to X2's shape (only numel has to match X1's).
+// no gradient.
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "common/autograd.h"
 
 namespace caffe2ops {
@@ -11,6 +12,11 @@ using T = at::Tensor;
 
 decltype(auto) criterion_op() {
   return C2_OP("margin_ranking_criterion", T(const T&, const T&, const T&, double));
+}
+
+decltype(auto) criterion_gradient_op() {
+  return C2_OP("margin_ranking_criterion_gradient",
+               std::tuple<T, T>(const T&, const T&, const T&, const T&, double));
 }
 
 class MarginRankingCriterionFn : public torch::autograd::Function<MarginRankingCriterionFn> {
@@ -23,12 +29,47 @@ class MarginRankingCriterionFn : public torch::autograd::Function<MarginRankingC
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto s = ctx->get_saved_variables();
-    auto [d1, d2] = C2_OP("margin_ranking_criterion_gradient",
-                          std::tuple<T, T>(const T&, const T&, const T&, const T&, double))
-                        .call(s[0], s[1], s[2], grads[0], ctx->saved_data["margin"].toDouble());
-    return {d1, d2.reshape_symint(s[1].sym_sizes()), T(), T()};
+    auto [d1, d2] = criterion_gradient_op().call(s[0], s[1], s[2], grads[0], ctx->saved_data["margin"].toDouble());
+    return {d1, d2, T(), T()};
   }
 };
+
+// dX1 = -y dLoss [active], dX2 = y dLoss [active]: linear in dLoss and piecewise constant in
+// X1, X2 (zero derivative almost everywhere, as for torch's clamp). Along (gg1, gg2) the
+// derivative for dLoss is the gradient op's dX1 at gg1 plus its dX2 at gg2.
+class MarginRankingCriterionGradientFn : public torch::autograd::Function<MarginRankingCriterionGradientFn> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const T& X1, const T& X2, const T& Y, const T& dLoss,
+                               double margin) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    ctx->save_for_backward({X1, X2, Y});
+    ctx->saved_data["margin"] = margin;
+    ctx->saved_data["dloss_shape"] = dLoss.sym_sizes().vec();
+    auto [d1, d2] = criterion_gradient_op().call(X1, X2, Y, dLoss, margin);
+    return {d1, d2};
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto s = ctx->get_saved_variables();
+    const double margin = ctx->saved_data["margin"].toDouble();
+    const auto shape = ctx->saved_data["dloss_shape"].toSymIntVector();
+    T d_loss;
+    if (grads[0].defined()) {
+      d_loss = std::get<0>(criterion_gradient_op().call(s[0], s[1], s[2], grads[0], margin)).reshape_symint(shape);
+    }
+    if (grads[1].defined()) {
+      auto t = std::get<1>(criterion_gradient_op().call(s[0], s[1], s[2], grads[1], margin)).reshape_symint(shape);
+      d_loss = d_loss.defined() ? d_loss.add(t) : t;
+    }
+    return {T(), T(), T(), d_loss, T()};
+  }
+};
+
+std::tuple<T, T> margin_ranking_criterion_gradient_autograd(const T& X1, const T& X2, const T& Y, const T& dLoss,
+                                                            double margin) {
+  if (!grad_needed(X1, X2, dLoss)) return call_below_autograd(criterion_gradient_op(), X1, X2, Y, dLoss, margin);
+  auto out = MarginRankingCriterionGradientFn::apply(X1, X2, Y, dLoss, margin);
+  return {out[0], out[1]};
+}
 
 T margin_ranking_criterion_autograd(const T& X1, const T& X2, const T& Y, double margin) {
   if (!grad_needed(X1, X2)) return call_below_autograd(criterion_op(), X1, X2, Y, margin);
@@ -38,8 +79,8 @@ T margin_ranking_criterion_autograd(const T& X1, const T& X2, const T& Y, double
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, Autograd, m) {
-  m.impl("margin_ranking_criterion", &margin_ranking_criterion_autograd);
-  m.impl("margin_ranking_criterion_gradient", no_gradient());
+  C2_IMPL(m, "margin_ranking_criterion", &margin_ranking_criterion_autograd);
+  C2_IMPL(m, "margin_ranking_criterion_gradient", &margin_ranking_criterion_gradient_autograd);
 }
 
 }  // namespace caffe2ops

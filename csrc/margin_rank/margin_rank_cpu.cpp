@@ -6,6 +6,7 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "common/checks.h"
 #include "common/vec_math.h"
 #include "margin_rank/margin_rank_checks.h"
@@ -94,7 +95,7 @@ std::tuple<at::Tensor, at::Tensor> margin_ranking_criterion_gradient_cpu(
   check_margin_ranking_gradient(X1, X2, Y, dLoss);
   auto x1 = X1.contiguous(), x2 = X2.contiguous(), y = Y.contiguous(), g = dLoss.contiguous();
   auto dX1 = at::empty(x1.sizes(), x1.options());
-  auto dX2 = at::empty(x1.sizes(), x1.options());
+  auto dX2 = at::empty(x2.sizes(), x2.options());  // Caffe2 sizes each gradient like its input
   dispatch_values_labels(x1, y, [&](auto v, auto l) {
     using value_t = decltype(v);
     using label_t = decltype(l);
@@ -115,8 +116,8 @@ std::tuple<at::Tensor, at::Tensor> margin_ranking_criterion_gradient_cpu(
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CPU, m) {
-  m.impl("margin_ranking_criterion", &margin_ranking_criterion_cpu);
-  m.impl("margin_ranking_criterion_gradient", &margin_ranking_criterion_gradient_cpu);
+  C2_IMPL(m, "margin_ranking_criterion", &margin_ranking_criterion_cpu);
+  C2_IMPL(m, "margin_ranking_criterion_gradient", &margin_ranking_criterion_gradient_cpu);
 }
 
 }  // namespace caffe2ops

@@ -4,6 +4,7 @@
 #include <ATen/Dispatch.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "common/cuda_launch.cuh"
 #include "margin_rank/margin_rank_checks.h"
 
@@ -54,7 +55,7 @@ std::tuple<T, T> margin_ranking_criterion_gradient_cuda(const T& X1, const T& X2
                                                         double margin) {
   check_margin_ranking_gradient(X1, X2, Y, dLoss);
   auto x1 = X1.contiguous(), x2 = X2.contiguous(), y = Y.contiguous(), g = dLoss.contiguous();
-  auto d1 = at::empty_like(x1), d2 = at::empty_like(x1);
+  auto d1 = at::empty_like(x1), d2 = at::empty_like(x2);  // Caffe2 sizes each gradient like its input
   const int64_t n = x1.numel();
   if (n == 0) return {d1, d2};
   c10::cuda::CUDAGuard guard(x1.device());
@@ -72,8 +73,8 @@ std::tuple<T, T> margin_ranking_criterion_gradient_cuda(const T& X1, const T& X2
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CUDA, m) {
-  m.impl("margin_ranking_criterion", &margin_ranking_criterion_cuda);
-  m.impl("margin_ranking_criterion_gradient", &margin_ranking_criterion_gradient_cuda);
+  C2_IMPL(m, "margin_ranking_criterion", &margin_ranking_criterion_cuda);
+  C2_IMPL(m, "margin_ranking_criterion_gradient", &margin_ranking_criterion_gradient_cuda);
 }
 
 }  // namespace caffe2ops

@@ -2,6 +2,7 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "margin_rank/margin_rank_checks.h"
 
 namespace caffe2ops {
@@ -17,14 +18,14 @@ T margin_ranking_criterion_meta(const T& X1, const T& X2, const T& Y, double) {
 std::tuple<T, T> margin_ranking_criterion_gradient_meta(const T& X1, const T& X2, const T& Y,
                                                         const T& dLoss, double) {
   check_margin_ranking_gradient(X1, X2, Y, dLoss);
-  return {at::empty_symint(X1.sym_sizes(), X1.options()), at::empty_symint(X1.sym_sizes(), X1.options())};
+  return {at::empty_symint(X1.sym_sizes(), X1.options()), at::empty_symint(X2.sym_sizes(), X2.options())};
 }
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, Meta, m) {
-  m.impl("margin_ranking_criterion", &margin_ranking_criterion_meta);
-  m.impl("margin_ranking_criterion_gradient", &margin_ranking_criterion_gradient_meta);
+  C2_IMPL(m, "margin_ranking_criterion", &margin_ranking_criterion_meta);
+  C2_IMPL(m, "margin_ranking_criterion_gradient", &margin_ranking_criterion_gradient_meta);
 }
 
 }  // namespace caffe2ops

@@ -1,5 +1,9 @@
 #include "sparse_normalize/sparse_normalize_checks.h"
 
+#include <ATen/MemoryOverlap.h>
+
+#include <cmath>
+
 #include "common/checks.h"
 
 namespace caffe2ops {
@@ -17,6 +21,11 @@ void check_sparse_normalize(const char* op, const at::Tensor& param, const at::T
   }
   check_index_dtype(op, "indices", indices);
   check_same_device(op, "param", param, "indices", indices);
+  // The rows are scaled in float for float16/float32 params: a norm that is finite in double
+  // but not in float would scale by inf and turn zeros into NaN.
+  const bool in_float = st != at::kDouble;
+  C2_CHECK(in_float ? std::isfinite(static_cast<float>(norm)) : std::isfinite(norm), op, "norm ", norm,
+           " is not finite in ", in_float ? "float32" : "float64", ", the type param's rows are scaled in");
 }
 
 at::Tensor sparse_normalize_functional(const char* op, NormalizeRowsFn kernel, const at::Tensor& param,
@@ -32,6 +41,10 @@ at::Tensor& sparse_normalize_in_place(const char* op, NormalizeRowsFn kernel, at
                                       const at::Tensor& indices, bool use_max_norm, double norm,
                                       bool float16_only) {
   check_sparse_normalize(op, param, indices, norm, float16_only);
+  C2_CHECK(at::has_internal_overlap(param) != at::MemOverlap::Yes, op,
+           "param has elements that share memory (an expanded or stride-0 tensor), so its rows cannot "
+           "be normalised in place; pass a tensor that owns its rows (e.g. param.clone()) or use the "
+           "functional variant");
   if (param.is_contiguous()) {
     kernel(op, param, indices, use_max_norm, norm);
   } else {

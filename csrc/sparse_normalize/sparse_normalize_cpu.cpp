@@ -11,6 +11,7 @@
 #include <cmath>
 #include <vector>
 
+#include "common/register.h"
 #include "common/checks.h"
 #include "common/parallel.h"
 #include "sparse_normalize/sparse_normalize_checks.h"
@@ -92,10 +93,10 @@ at::Tensor& float16_sparse_normalize__cpu(at::Tensor& param, const at::Tensor& i
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CPU, m) {
-  m.impl("sparse_normalize", &sparse_normalize_cpu);
-  m.impl("sparse_normalize_", &sparse_normalize__cpu);
-  m.impl("float16_sparse_normalize", &float16_sparse_normalize_cpu);
-  m.impl("float16_sparse_normalize_", &float16_sparse_normalize__cpu);
+  C2_IMPL(m, "sparse_normalize", &sparse_normalize_cpu);
+  C2_IMPL(m, "sparse_normalize_", &sparse_normalize__cpu);
+  C2_IMPL(m, "float16_sparse_normalize", &float16_sparse_normalize_cpu);
+  C2_IMPL(m, "float16_sparse_normalize_", &float16_sparse_normalize__cpu);
 }
 
 }  // namespace caffe2ops

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "common/checks.h"
 #include "sparse_normalize/sparse_normalize_checks.h"
 
@@ -42,10 +43,10 @@ T& float16_sparse_normalize__cuda(T& p, const T& i, const OptT&, bool m, double 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CUDA, m) {
-  m.impl("sparse_normalize", &sparse_normalize_cuda);
-  m.impl("sparse_normalize_", &sparse_normalize__cuda);
-  m.impl("float16_sparse_normalize", &float16_sparse_normalize_cuda);
-  m.impl("float16_sparse_normalize_", &float16_sparse_normalize__cuda);
+  C2_IMPL(m, "sparse_normalize", &sparse_normalize_cuda);
+  C2_IMPL(m, "sparse_normalize_", &sparse_normalize__cuda);
+  C2_IMPL(m, "float16_sparse_normalize", &float16_sparse_normalize_cuda);
+  C2_IMPL(m, "float16_sparse_normalize_", &float16_sparse_normalize__cuda);
 }
 
 }  // namespace caffe2ops

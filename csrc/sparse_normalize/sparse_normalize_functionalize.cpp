@@ -6,6 +6,7 @@
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "common/op_handle.h"
 
 namespace caffe2ops {
@@ -48,8 +49,8 @@ T& float16_sparse_normalize__functionalize(T& p, const T& i, const std::optional
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, Functionalize, m) {
-  m.impl("sparse_normalize_", &sparse_normalize__functionalize);
-  m.impl("float16_sparse_normalize_", &float16_sparse_normalize__functionalize);
+  C2_IMPL(m, "sparse_normalize_", &sparse_normalize__functionalize);
+  C2_IMPL(m, "float16_sparse_normalize_", &float16_sparse_normalize__functionalize);
 }
 
 }  // namespace caffe2ops

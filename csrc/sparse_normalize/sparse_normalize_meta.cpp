@@ -2,6 +2,7 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include "common/register.h"
 #include "sparse_normalize/sparse_normalize_checks.h"
 
 namespace caffe2ops {
@@ -33,10 +34,10 @@ T& float16_sparse_normalize__meta(T& p, const T& i, const OptT&, bool, double no
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, Meta, m) {
-  m.impl("sparse_normalize", &sparse_normalize_meta);
-  m.impl("sparse_normalize_", &sparse_normalize__meta);
-  m.impl("float16_sparse_normalize", &float16_sparse_normalize_meta);
-  m.impl("float16_sparse_normalize_", &float16_sparse_normalize__meta);
+  C2_IMPL(m, "sparse_normalize", &sparse_normalize_meta);
+  C2_IMPL(m, "sparse_normalize_", &sparse_normalize__meta);
+  C2_IMPL(m, "float16_sparse_normalize", &float16_sparse_normalize_meta);
+  C2_IMPL(m, "float16_sparse_normalize_", &float16_sparse_normalize__meta);
 }
 
 }  // namespace caffe2ops

@@ -1,0 +1,45 @@
+#pragma once
+// The one way every kernel is registered: C2_IMPL(m, "op", &kernel).
+//
+// The op's own checks raise "caffe2ops::<op>: ..." messages. Anything that fails below them (an
+// ATen call, the allocator, a std::vector size) would reach the user without the op's name; the
+// wrapper re-raises such an error with "caffe2ops::<op>: " in front, keeping its Python
+// exception type (IndexError, MemoryError via OutOfMemoryError, ...). On the normal path it adds
+// nothing: the try block is free until something throws.
+#include <torch/library.h>
+
+#include <cstddef>
+#include <utility>
+
+namespace caffe2ops {
+
+// Call only inside a catch block: rethrows the current exception naming `op`.
+[[noreturn]] void rethrow_naming_op(const char* op);
+
+// A string literal usable as a template argument (C++20), so each registration names its op at
+// compile time and the wrapper stays a plain function the dispatcher can unbox into.
+template <std::size_t N>
+struct OpName {
+  char value[N];
+  constexpr OpName(const char (&s)[N]) {  // NOLINT: implicit on purpose
+    for (std::size_t i = 0; i < N; ++i) value[i] = s[i];
+  }
+};
+
+template <OpName Name, auto Kernel>
+struct NamedKernel;
+
+template <OpName Name, typename Ret, typename... Args, Ret (*Kernel)(Args...)>
+struct NamedKernel<Name, Kernel> {
+  static Ret call(Args... args) {
+    try {
+      return Kernel(std::forward<Args>(args)...);
+    } catch (...) {
+      rethrow_naming_op(Name.value);
+    }
+  }
+};
+
+}  // namespace caffe2ops
+
+#define C2_IMPL(m, name, kernel) (m).impl(name, TORCH_FN((::caffe2ops::NamedKernel<name, kernel>::call)))
