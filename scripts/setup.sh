@@ -14,13 +14,28 @@ echo "== installing requirements-dev.txt into .venv"
 # command lines go to build/build.log; the terminal gets one line per compiled file (ninja's
 # [n/N] counter and the source), and on failure the end of the log.
 mkdir -p build
+# One line per ninja step: "[n/N] csrc/<file>" (or "linking"); read line by line so each shows
+# as soon as ninja prints it.
+show_progress() {
+  local line word src
+  local -a words
+  while IFS= read -r line; do
+    case "$line" in
+      "["[0-9]*/[0-9]*"] "*)
+        read -r -a words <<< "$line"
+        src="linking"
+        for word in "${words[@]}"; do
+          case "$word" in *.cpp|*.cu) src="csrc/${word##*/csrc/}" ;; esac
+        done
+        echo "  ${words[0]} $src" ;;
+      "ninja: no work to do."*) echo "  up to date" ;;
+    esac
+  done
+}
 echo "== building torch_caffe2ops (a first build takes several minutes; full log: build/build.log)"
 set +e
 MAX_JOBS=${MAX_JOBS:-$(nproc)} PYTHONUNBUFFERED=1 .venv/bin/python setup.py build_ext --inplace 2>&1 \
-  | tee build/build.log \
-  | awk '/^\[[0-9]+\/[0-9]+\] / { src = "linking"; for (i = 2; i <= NF; i++) if ($i ~ /\.(cpp|cu)$/) src = $i;
-                                  sub(/^.*\/csrc\//, "csrc/", src); printf "  %s %s\n", $1, src; fflush() }
-         /^ninja: no work to do/ { print "  up to date"; fflush() }'
+  | tee build/build.log | show_progress
 status=${PIPESTATUS[0]}
 set -e
 if [ "$status" -ne 0 ]; then
