@@ -610,8 +610,9 @@ def concat_batch_mat_mul_batch_gather(indices: Tensor, inputs: List[Tensor]) -> 
         RuntimeError: no input; inputs of different shapes or dtypes; a 0-d input;
             ``indices`` not 1-D; an index outside ``[0, n*n)``.
 
-    Not differentiable: requesting a gradient raises (use :func:`batch_mat_mul` and
-    :func:`batch_gather` when you need one). Caffe2: ``ConcatBatchMatMulBatchGatherOp``
+    Differentiable (twice) with respect to the inputs, through
+    :func:`concat_batch_mat_mul_batch_gather_gradient`; Caffe2 had no gradient for it, so a
+    Caffe2 model could only use it for inference. Caffe2: ``ConcatBatchMatMulBatchGatherOp``
     (inputs ``indices, X_1, ..., X_n``), which Caffe2's graph optimizer produced by fusing
     that Concat, BatchMatMul, Flatten, BatchGather chain.
     """
@@ -619,6 +620,35 @@ def concat_batch_mat_mul_batch_gather(indices: Tensor, inputs: List[Tensor]) -> 
         _tensor("concat_batch_mat_mul_batch_gather", "indices", indices)
         _tensor_list("concat_batch_mat_mul_batch_gather", "inputs", inputs)
     return torch.ops.caffe2ops.concat_batch_mat_mul_batch_gather(indices, inputs)
+
+
+def concat_batch_mat_mul_batch_gather_gradient(
+    indices: Tensor, inputs: List[Tensor], grad: Tensor
+) -> List[Tensor]:
+    """Gradient of :func:`concat_batch_mat_mul_batch_gather` with respect to every input.
+
+    With ``p, q = divmod(indices[j], n)``: ``dX_p[b] += grad[b, j] * X_q[b]`` and
+    ``dX_q[b] += grad[b, j] * X_p[b]`` (both terms when ``p == q``). Equivalently
+    ``dC_b = (dS_b + dS_b^T) C_b`` where ``dS_b`` scatters ``grad[b]`` into an ``n x n`` matrix.
+    The CPU kernel sums each batch row in a fixed order, so results do not depend on the
+    number of threads.
+
+    Args:
+        indices: 1-D int32 or int64 ``[J]`` with values in ``[0, n*n)``.
+        inputs: the forward's ``n`` inputs, identical shape ``[B, ...]`` and dtype.
+        grad: ``[B, J]``, the inputs' dtype and device.
+
+    Returns:
+        ``n`` tensors, each with the shape of its input.
+
+    Raises:
+        RuntimeError: the forward's errors, or ``grad`` of another shape, dtype or device.
+    """
+    if not torch.jit.is_scripting():
+        _tensor("concat_batch_mat_mul_batch_gather_gradient", "indices", indices)
+        _tensor_list("concat_batch_mat_mul_batch_gather_gradient", "inputs", inputs)
+        _tensor("concat_batch_mat_mul_batch_gather_gradient", "grad", grad)
+    return torch.ops.caffe2ops.concat_batch_mat_mul_batch_gather_gradient(indices, inputs, grad)
 
 
 def batch_bucket_one_hot(data: Tensor, lengths: Tensor, boundaries: Tensor) -> Tensor:

@@ -83,7 +83,7 @@ def _batch_bucket_one_hot(ctx: ConversionContext, op: OpCall):
     return ctx.call(_ops.batch_bucket_one_hot, *op.inputs)
 
 
-@register_converter("ConcatBatchMatMulBatchGatherOp", constant_inputs=(-1,), inputs=(2, None), outputs=(1, 1))
+@register_converter("ConcatBatchMatMulBatchGatherOp", inputs=(2, None), outputs=(1, 1))
 def _concat_bmm_bg(ctx: ConversionContext, op: OpCall):
     return ctx.call(_ops.concat_batch_mat_mul_batch_gather, op.inputs[0], list(op.inputs[1:]))
 
