@@ -1115,8 +1115,8 @@ def sparse_normalize(
         A new tensor: ``param`` with the listed rows rescaled.
 
     Raises:
-        RuntimeError: ``param`` is 0-d or not floating; ``norm < 0``; an index outside
-            ``[0, R)``.
+        RuntimeError: ``param`` is 0-d or not floating; ``norm < 0`` or not finite in
+            ``param``'s compute type; an index outside ``[0, R)``.
 
     Not differentiable. Caffe2: ``SparseNormalize`` (inputs ``param, indices[, grad]``;
     arguments ``use_max_norm`` = 1, ``norm`` = 1.0), the operator behind the MaxNorm
@@ -1145,7 +1145,8 @@ def sparse_normalize_(
         ``param``.
 
     Raises:
-        RuntimeError: as :func:`sparse_normalize`.
+        RuntimeError: as :func:`sparse_normalize`, or ``param`` has elements that share memory
+            (an expanded or stride-0 tensor), which cannot be normalised in place.
 
     Not differentiable. Caffe2: ``SparseNormalize``.
     """
