@@ -46,8 +46,7 @@ CASES = {
 }
 
 
-NOT_DIFFERENTIABLE = {"batch_box_cox", "batch_bucketize", "concat_batch_mat_mul_batch_gather",
-                      "batch_bucket_one_hot", "sparse_normalize"}
+NOT_DIFFERENTIABLE = {"batch_box_cox", "batch_bucketize", "batch_bucket_one_hot", "sparse_normalize"}
 
 
 def attempt(f):
