@@ -53,3 +53,15 @@ def test_harness_reports_crash_hang_and_huge_allocation(monkeypatch):
     assert by_seed[12]["kind"] == "hang", by_seed[12]
     assert by_seed[13]["outcome"] == "fail" and "harness error" in by_seed[13]["kind"], by_seed[13]
     assert by_seed[10]["outcome"] != "fail" and by_seed[14]["outcome"] != "fail"
+
+
+def test_every_op_is_fuzzed():
+    import torch
+
+    import torch_caffe2ops  # noqa: F401
+    from fuzz.cases import OPS
+
+    registered = sorted(n.split("::", 1)[1].split(".")[0] for n in torch._C._dispatch_get_all_op_names()
+                        if n.startswith("caffe2ops::"))
+    missing = sorted(set(registered) - set(OPS))
+    assert not missing, f"ops without a fuzz generator/reference in tests/fuzz/cases.py: {missing}"

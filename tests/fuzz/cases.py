@@ -882,7 +882,7 @@ def g_concat_batch_mat_mul_batch_gather(r, nr):
     return G([iten(idx, idtype(r), ishape), xs], idx={(0,): n * n})
 
 
-def r_concat_batch_mat_mul_batch_gather(R, idx, xs):
+def cbg_checks(R, idx, xs):
     R.index(idx, "indices")
     R.need(len(xs) >= 1, "no inputs")
     X0 = xs[0]
@@ -894,6 +894,11 @@ def r_concat_batch_mat_mul_batch_gather(R, idx, xs):
     R.need(idx.dim() == 1, "indices not 1-D")
     n = len(xs)
     R.in_range(idx, 0, n * n, "indices")
+    return X0, n
+
+
+def r_concat_batch_mat_mul_batch_gather(R, idx, xs):
+    X0, n = cbg_checks(R, idx, xs)
     B, J = X0.shape[0], idx.numel()
     if B * J == 0:
         return [empty_ok([B, J], X0.dtype)]
@@ -904,6 +909,40 @@ def r_concat_batch_mat_mul_batch_gather(R, idx, xs):
     E = max(1, Cm.shape[2])
     return [Out([B, J], X0.dtype, S.reshape(B, -1)[:, ix], "close", tol(X0.dtype) * (2 + E), 0,
                 fn=Sm.reshape(B, -1)[:, ix])]
+
+
+def g_concat_batch_mat_mul_batch_gather_gradient(r, nr):
+    g = g_concat_batch_mat_mul_batch_gather(r, nr)
+    idx, xs = g.args
+    B = xs[0].shape[0] if xs and xs[0].dim() else 1
+    shp = [B, idx.numel()] if r.random() < 0.92 else [B, idx.numel() + 1]
+    dt = xs[0].dtype if xs and r.random() < 0.93 else r.choice([F32, F64])
+    g.args.append(ften(r, nr, shp, dt))
+    return g
+
+
+def r_concat_batch_mat_mul_batch_gather_gradient(R, idx, xs, grad):
+    X0, n = cbg_checks(R, idx, xs)
+    B, J = X0.shape[0], idx.numel()
+    R.need(grad.dtype == X0.dtype, "grad dtype differs from the inputs'")
+    R.need(list(grad.shape) == [B, J], f"grad shape {list(grad.shape)} != [B, J] = {[B, J]}")
+    if X0.numel() == 0:
+        return [empty_ok(x.shape, X0.dtype) for x in xs]
+    Cm = np.stack([P(x).astype(np.float64).reshape(B, -1) for x in xs], 1)  # [B, n, E]
+    g = P(grad).astype(np.float64).reshape(B, J)
+    ix = P(idx).astype(np.int64).reshape(-1)
+    dC = np.zeros(Cm.shape)
+    mC = np.zeros(Cm.shape)
+    with np.errstate(all="ignore"):  # the spec's sparse form: only the pairs named by indices
+        for j in range(J):
+            p, q = divmod(int(ix[j]), n)
+            dC[:, p] += g[:, j:j + 1] * Cm[:, q]
+            dC[:, q] += g[:, j:j + 1] * Cm[:, p]
+            mC[:, p] += np.abs(g[:, j:j + 1] * Cm[:, q])
+            mC[:, q] += np.abs(g[:, j:j + 1] * Cm[:, p])
+    k = 2 + 2 * max(J, 1)
+    return [Out(x.shape, X0.dtype, dC[:, i].reshape(x.shape), "close", tol(X0.dtype) * k, 0,
+                fn=mC[:, i].reshape(x.shape)) for i, x in enumerate(xs)]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1633,7 +1672,7 @@ OPS = [
     "batch_sparse_to_dense", "batch_sparse_to_dense_gradient", "batch_dense_to_sparse",
     "batch_dense_to_sparse_gradient", "batch_mat_mul", "batch_mat_mul_gradient", "batch_moments",
     "batch_moments_gradient", "batch_box_cox", "batch_bucketize", "concat_batch_mat_mul_batch_gather",
-    "batch_bucket_one_hot", "concat", "depth_concat", "concat_gradient", "split", "depth_split",
+    "batch_bucket_one_hot", "concat_batch_mat_mul_batch_gather_gradient", "concat", "depth_concat", "concat_gradient", "split", "depth_split",
     "split_by_lengths", "split_gradient", "dropout", "dropout_gradient", "cudnn_dropout",
     "cudnn_dropout_gradient", "margin_ranking_criterion", "margin_ranking_criterion_gradient",
     "sparse_normalize", "sparse_normalize_", "float16_sparse_normalize", "float16_sparse_normalize_",
