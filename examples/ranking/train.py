@@ -163,7 +163,7 @@ def finish(args, model, optimizer, data, losses, accuracies, world, elapsed, dev
     with open(os.path.join(out, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=1)
     print(f"final loss {metrics['final_loss']:.4f} (first {metrics['first_loss']:.4f}), pairwise accuracy "
-          f"{metrics['final_accuracy']:.3f} (held out {metrics['held_out_accuracy']:.3f}), {world} process(es), "
+          f"{metrics['final_accuracy']:.3f} (held out {metrics['held_out_accuracy']:.3f}), {world} process{'es' if world > 1 else ''}, "
           f"{args.steps} steps in {elapsed:.1f}s")
     print(f"torch.export program {'equals' if equal else 'DIFFERS FROM'} eager (max |diff| {max_diff:.3g}); "
           f"wrote {out}/checkpoint.pt, loss.png, ranker.pt2, metrics.json")
@@ -177,14 +177,14 @@ def plot(losses, accuracies, path, world):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(losses, label="pairwise margin loss")
+    (loss_line,) = ax.plot(losses, label="pairwise margin loss")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax2 = ax.twinx()
-    ax2.plot(accuracies, color="tab:orange", alpha=0.6, label="pairwise accuracy")
+    (acc_line,) = ax2.plot(accuracies, color="tab:orange", alpha=0.6, label="pairwise accuracy")
     ax2.set_ylabel("accuracy")
-    ax.set_title(f"DLRM-style ranker, {world} process(es)")
-    fig.legend(loc="upper right")
+    ax.set_title(f"DLRM-style ranker, {world} process{'es' if world > 1 else ''}")
+    ax.legend(handles=[loss_line, acc_line], loc="center right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
