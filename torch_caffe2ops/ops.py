@@ -122,8 +122,7 @@ def batch_permutation(X: Tensor, indices: Tensor) -> Tensor:
     A gather along dimension 0; ``indices`` need not be a permutation (repeats are allowed).
 
     Args:
-        X: Tensor of shape ``[N, ...]``, rank >= 1, any floating dtype (float32 and float64
-            for gradients).
+        X: Tensor of shape ``[N, ...]``, rank >= 1, any dtype (floating for gradients).
         indices: 1-D int32 or int64 tensor of length ``N`` with values in ``[0, N)``.
 
     Returns:
@@ -262,7 +261,7 @@ def batch_sparse_to_dense(
     Args:
         lengths: 1-D int32 or int64 tensor ``[B]``, every entry >= 0.
         indices: 1-D int32 or int64 tensor ``[L]``, ``L == sum(lengths)``, values in ``[0, D)``.
-        values: floating tensor with ``L`` elements (flattened).
+        values: float16, bfloat16, float32 or float64 tensor with ``L`` elements (flattened).
         output_shape_inference: optional 2-D tensor whose second dimension gives ``D``.
         dense_last_dim: ``D`` when there is no shape tensor (must be >= 1); with a shape tensor
             it must be -1 (the default) or equal to its second dimension.
@@ -327,7 +326,7 @@ def batch_dense_to_sparse(lengths: Tensor, indices: Tensor, dense: Tensor) -> Te
     Args:
         lengths: 1-D int32 or int64 ``[B]``, entries >= 0, ``B == dense.shape[0]``.
         indices: 1-D int32 or int64 ``[L]``, ``L == sum(lengths)``, values in ``[0, D)``.
-        dense: 2-D floating tensor ``[B, D]``.
+        dense: 2-D float16, bfloat16, float32 or float64 tensor ``[B, D]``.
 
     Returns:
         1-D tensor ``[L]`` with ``dense``'s dtype.
@@ -397,7 +396,7 @@ def batch_mat_mul(
     * Both 1-D (equal length): the dot product, with shape ``[1]`` (not 0-d).
 
     Args:
-        A: floating tensor (float32, float64; float16 on CUDA).
+        A: float32, float64, float16 or bfloat16 tensor.
         B: tensor with ``A``'s dtype.
         trans_a: transpose the last two dimensions of ``A``. Default ``False``.
         trans_b: transpose the last two dimensions of ``B``. Default ``False``.
@@ -474,7 +473,7 @@ def batch_moments(X: Tensor, order: str = "NCHW") -> Tuple[Tensor, Tensor]:
     variance is ``var - mean**2``.
 
     Args:
-        X: floating tensor of rank >= 2.
+        X: float16, bfloat16, float32 or float64 tensor of rank >= 2.
         order: ``"NCHW"``/``"nchw"`` (channels in dimension 1, the default) or
             ``"NHWC"``/``"nhwc"`` (channels last).
 
@@ -566,7 +565,7 @@ def batch_bucketize(float_features: Tensor, indices: Tensor, boundaries: Tensor,
     Comparisons happen in ``torch.result_type(float_features, boundaries)``.
 
     Args:
-        float_features: 2-D floating tensor ``[N, D]``.
+        float_features: 2-D float32 or float64 tensor ``[N, D]``.
         indices: 1-D int32 or int64 ``[K]``, the columns to bucketize, in ``[0, D)``
             (repeats allowed).
         boundaries: 1-D floating tensor of ``sum(lengths)`` borders.
@@ -601,7 +600,7 @@ def concat_batch_mat_mul_batch_gather(indices: Tensor, inputs: List[Tensor]) -> 
 
     Args:
         indices: 1-D int32 or int64 ``[J]`` with values in ``[0, n*n)``.
-        inputs: ``n >= 1`` floating tensors of identical shape ``[B, ...]`` and dtype.
+        inputs: ``n >= 1`` float32 or float64 tensors of identical shape ``[B, ...]`` and dtype.
 
     Returns:
         Tensor ``[B, J]`` with the inputs' dtype.
@@ -661,7 +660,7 @@ def batch_bucket_one_hot(data: Tensor, lengths: Tensor, boundaries: Tensor) -> T
     middle bucket when ``x`` equals a run of repeated borders.
 
     Args:
-        data: floating tensor ``[N, ...]``, rank >= 1.
+        data: float32 or float64 tensor ``[N, ...]``, rank >= 1.
         lengths: 1-D int32 or int64 ``[D]``, every entry > 0.
         boundaries: 1-D floating tensor of ``sum(lengths)`` sorted borders per column.
 
