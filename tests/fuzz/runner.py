@@ -40,6 +40,24 @@ class Worker:
         self.proc = subprocess.Popen([sys.executable, WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.err, env=env, cwd=TESTS)
         self.buf = b""
+        self.ready = False
+
+    def _line(self, deadline):
+        """Next protocol line, or None at the deadline / when the worker is gone."""
+        while True:
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                if line.startswith(b"@@FUZZ "):
+                    return line
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([self.proc.stdout], [], [], min(left, 1.0))
+            if ready:
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    return b"@@FUZZ EOF"
+                self.buf += chunk
 
     def stderr_tail(self, n=3000):
         self.err.seek(0)
@@ -48,6 +66,11 @@ class Worker:
 
     def run(self, op, seed, timeout):
         """-> result dict; on a crash or hang the dict says so (and the worker is dead)."""
+        if not self.ready:  # importing torch is not part of any case's time
+            line = self._line(time.monotonic() + 600)
+            if line != b"@@FUZZ READY":
+                return self._died(op, seed, "while starting") if line else self._hung(op, seed, 600, "starting")
+            self.ready = True
         try:
             self.proc.stdin.write((json.dumps({"op": op, "seed": seed}) + "\n").encode())
             self.proc.stdin.flush()
@@ -55,22 +78,19 @@ class Worker:
             return self._died(op, seed, "worker pipe closed")
         deadline = time.monotonic() + timeout
         while True:
-            while b"\n" in self.buf:
-                line, self.buf = self.buf.split(b"\n", 1)
-                if line.startswith(b"@@FUZZ DONE "):
-                    return json.loads(line[len(b"@@FUZZ DONE "):])
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self.proc.kill()
-                self.proc.wait()
-                return dict(op=op, seed=seed, outcome="fail", kind="hang",
-                            msg=f"no result after {timeout:.0f}s", desc=op)
-            ready, _, _ = select.select([self.proc.stdout], [], [], min(left, 1.0))
-            if ready:
-                chunk = os.read(self.proc.stdout.fileno(), 65536)
-                if not chunk:
-                    return self._died(op, seed, "")
-                self.buf += chunk
+            line = self._line(deadline)
+            if line is None:
+                return self._hung(op, seed, timeout, "")
+            if line == b"@@FUZZ EOF":
+                return self._died(op, seed, "")
+            if line.startswith(b"@@FUZZ DONE "):
+                return json.loads(line[len(b"@@FUZZ DONE "):])
+
+    def _hung(self, op, seed, timeout, what):
+        self.proc.kill()
+        self.proc.wait()
+        return dict(op=op, seed=seed, outcome="fail", kind="hang",
+                    msg=f"no result after {timeout:.0f}s {what}".strip(), desc=op)
 
     def _died(self, op, seed, why):
         rc = self.proc.wait()

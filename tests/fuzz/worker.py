@@ -207,6 +207,8 @@ def selftest(seed):
 def main():
     setup()
     out = sys.stdout
+    out.write("@@FUZZ READY\n")
+    out.flush()
     for line in sys.stdin:
         if not line.strip():
             continue
