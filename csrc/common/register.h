@@ -26,11 +26,14 @@ struct OpName {
   }
 };
 
-template <OpName Name, auto Kernel>
-struct NamedKernel;
+// Specialised on the kernel's signature only (not on a class-type template argument), a form
+// nvcc's front end also accepts.
+template <typename Signature>
+struct Named;
 
-template <OpName Name, typename Ret, typename... Args, Ret (*Kernel)(Args...)>
-struct NamedKernel<Name, Kernel> {
+template <typename Ret, typename... Args>
+struct Named<Ret (*)(Args...)> {
+  template <OpName Name, Ret (*Kernel)(Args...)>
   static Ret call(Args... args) {
     try {
       return Kernel(std::forward<Args>(args)...);
@@ -42,4 +45,5 @@ struct NamedKernel<Name, Kernel> {
 
 }  // namespace caffe2ops
 
-#define C2_IMPL(m, name, kernel) (m).impl(name, TORCH_FN((::caffe2ops::NamedKernel<name, kernel>::call)))
+#define C2_IMPL(m, name, kernel) \
+  (m).impl(name, TORCH_FN((::caffe2ops::Named<decltype(kernel)>::template call<name, kernel>)))
