@@ -6,6 +6,7 @@ Switches (environment variables):
   FORCE_CUDA=1       build the .cu sources even without a visible GPU (CUDA torch and nvcc needed)
   FORCE_ONLY_CPU=1   never build the .cu sources
   DEBUG=1            -O0 -g instead of the release flags
+  SANITIZE=address,undefined   -O1 -g1 -fsanitize=... -fno-omit-frame-pointer, unstripped (scripts/asan.sh)
   TORCH_CUDA_ARCH_LIST, CUDA_HOME   honoured as by torch.utils.cpp_extension
 """
 import glob
@@ -85,6 +86,9 @@ def _extension():
     with_cuda = WITH_CUDA
     debug = _flag("DEBUG")
     opt = ["-O0", "-g"] if debug else ["-O3", "-g0"]
+    sanitize = os.environ.get("SANITIZE", "")
+    if sanitize:
+        opt = ["-O1", "-g1", f"-fsanitize={sanitize}", "-fno-omit-frame-pointer"]
     # No -ffast-math: these two only let the compiler vectorise selects and skip errno; IEEE
     # results are unchanged.
     cxx = opt + ["-fopenmp", "-fvisibility=hidden", "-fno-trapping-math", "-fno-math-errno"]
@@ -93,7 +97,7 @@ def _extension():
         sources=_sources(with_cuda),
         include_dirs=[os.path.join(ROOT, "csrc")],
         extra_compile_args={"cxx": cxx},
-        extra_link_args=["-fopenmp"] + ([] if debug else ["-s"]),
+        extra_link_args=["-fopenmp"] + ([] if debug or sanitize else ["-s"]) + ([f"-fsanitize={sanitize}"] if sanitize else []),
         py_limited_api=True,
     )
     if with_cuda:

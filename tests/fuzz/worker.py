@@ -93,6 +93,7 @@ def compare(outs, res):
                 e64 = fc.np_round(e64, a.dtype).astype(np.float64)  # overflow to inf as the dtype does
             mag = np.abs(o.fn) if isinstance(o.fn, np.ndarray) else np.abs(e64)
             mag = np.asarray(mag, np.float64).reshape(act.shape)
+            mag = np.where(np.isnan(mag), np.abs(e64), mag)  # 0 * inf in a magnitude bound
             with np.errstate(all="ignore"):
                 unconstrained = mag > finfo_max(a.dtype) / 4  # intermediate overflow possible
                 finite = np.isfinite(e64)
