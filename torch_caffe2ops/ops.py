@@ -138,6 +138,8 @@ def batch_permutation(X: Tensor, indices: Tensor) -> Tensor:
     if not torch.jit.is_scripting():
         _tensor("batch_permutation", "X", X)
         _tensor("batch_permutation", "indices", indices)
+        if _func.active():  # under a torch.func transform: the autograd.Function
+            return _func.call("batch_permutation", X, indices)
     return torch.ops.caffe2ops.batch_permutation(X, indices)
 
 
@@ -164,6 +166,8 @@ def batch_permutation_gradient(indices: Tensor, dY: Tensor) -> Tensor:
     if not torch.jit.is_scripting():
         _tensor("batch_permutation_gradient", "indices", indices)
         _tensor("batch_permutation_gradient", "dY", dY)
+        if _func.active():  # under a torch.func transform: the autograd.Function
+            return _func.call("batch_permutation_gradient", indices, dY)
     return torch.ops.caffe2ops.batch_permutation_gradient(indices, dY)
 
 
@@ -202,6 +206,8 @@ def batch_gather(data: Tensor, indices: Tensor, match_outer: bool = False) -> Te
         _tensor("batch_gather", "data", data)
         _tensor("batch_gather", "indices", indices)
         _bool("batch_gather", "match_outer", match_outer)
+        if _func.active():  # under a torch.func transform: the autograd.Function
+            return _func.call("batch_gather", data, indices, match_outer)
     return torch.ops.caffe2ops.batch_gather(data, indices, match_outer)
 
 
@@ -237,6 +243,8 @@ def batch_gather_gradient(
         _tensor("batch_gather_gradient", "grad", grad)
         _int("batch_gather_gradient", "axis", axis)
         _bool("batch_gather_gradient", "match_outer", match_outer)
+        if _func.active():  # under a torch.func transform: the autograd.Function
+            return _func.call("batch_gather_gradient", data, indices, grad, axis, match_outer)
     return torch.ops.caffe2ops.batch_gather_gradient(data, indices, grad, axis, match_outer)
 
 
@@ -288,6 +296,9 @@ def batch_sparse_to_dense(
         _tensor(op, "output_shape_inference", output_shape_inference, optional=True)
         _int(op, "dense_last_dim", dense_last_dim)
         _float(op, "default_value", default_value)
+        if _func.active():  # under a torch.func transform: the autograd.Function
+            return _func.call("batch_sparse_to_dense", lengths, indices, values, output_shape_inference,
+                              dense_last_dim, default_value)
     return torch.ops.caffe2ops.batch_sparse_to_dense(
         lengths, indices, values, output_shape_inference, dense_last_dim, default_value
     )
@@ -315,6 +326,8 @@ def batch_sparse_to_dense_gradient(lengths: Tensor, indices: Tensor, grad_dense:
         _tensor("batch_sparse_to_dense_gradient", "lengths", lengths)
         _tensor("batch_sparse_to_dense_gradient", "indices", indices)
         _tensor("batch_sparse_to_dense_gradient", "grad_dense", grad_dense)
+        if _func.active():  # under a torch.func transform: the composition, routed
+            return _func.COMPOSITES["batch_sparse_to_dense_gradient"](lengths, indices, grad_dense)
     return torch.ops.caffe2ops.batch_sparse_to_dense_gradient(lengths, indices, grad_dense)
 
 
@@ -343,6 +356,8 @@ def batch_dense_to_sparse(lengths: Tensor, indices: Tensor, dense: Tensor) -> Te
         _tensor("batch_dense_to_sparse", "lengths", lengths)
         _tensor("batch_dense_to_sparse", "indices", indices)
         _tensor("batch_dense_to_sparse", "dense", dense)
+        if _func.active():  # under a torch.func transform: the autograd.Function
+            return _func.call("batch_dense_to_sparse", lengths, indices, dense)
     return torch.ops.caffe2ops.batch_dense_to_sparse(lengths, indices, dense)
 
 
@@ -375,6 +390,8 @@ def batch_dense_to_sparse_gradient(
         _tensor(op, "indices", indices)
         _tensor(op, "grad_values", grad_values)
         _tensor(op, "dense", dense)
+        if _func.active():  # under a torch.func transform: the composition, routed
+            return _func.COMPOSITES["batch_dense_to_sparse_gradient"](lengths, indices, grad_values, dense)
     return torch.ops.caffe2ops.batch_dense_to_sparse_gradient(lengths, indices, grad_values, dense)
 
 
@@ -419,6 +436,8 @@ def batch_mat_mul(
         _bool("batch_mat_mul", "trans_a", trans_a)
         _bool("batch_mat_mul", "trans_b", trans_b)
         _bool("batch_mat_mul", "broadcast", broadcast)
+        if _func.active():  # under a torch.func transform: the autograd.Function
+            return _func.call("batch_mat_mul", A, B, trans_a, trans_b, broadcast)
     return torch.ops.caffe2ops.batch_mat_mul(A, B, trans_a, trans_b, broadcast)
 
 
@@ -460,6 +479,8 @@ def batch_mat_mul_gradient(
         _bool(op, "trans_a", trans_a)
         _bool(op, "trans_b", trans_b)
         _bool(op, "broadcast", broadcast)
+        if _func.active():  # under a torch.func transform: the autograd.Function
+            return _func.call("batch_mat_mul_gradient", grad_Y, A, B, trans_a, trans_b, broadcast)
     return torch.ops.caffe2ops.batch_mat_mul_gradient(grad_Y, A, B, trans_a, trans_b, broadcast)
 
 
@@ -491,6 +512,8 @@ def batch_moments(X: Tensor, order: str = "NCHW") -> Tuple[Tensor, Tensor]:
     if not torch.jit.is_scripting():
         _tensor("batch_moments", "X", X)
         _str("batch_moments", "order", order)
+        if _func.active():  # under a torch.func transform: the autograd.Function
+            return _func.call("batch_moments", X, order)
     return torch.ops.caffe2ops.batch_moments(X, order)
 
 
@@ -516,6 +539,8 @@ def batch_moments_gradient(dmu: Tensor, dvar: Tensor, X: Tensor, order: str = "N
         _tensor("batch_moments_gradient", "dvar", dvar)
         _tensor("batch_moments_gradient", "X", X)
         _str("batch_moments_gradient", "order", order)
+        if _func.active():  # under a torch.func transform: the autograd.Function
+            return _func.call("batch_moments_gradient", dmu, dvar, X, order)
     return torch.ops.caffe2ops.batch_moments_gradient(dmu, dvar, X, order)
 
 
@@ -618,6 +643,8 @@ def concat_batch_mat_mul_batch_gather(indices: Tensor, inputs: List[Tensor]) -> 
     if not torch.jit.is_scripting():
         _tensor("concat_batch_mat_mul_batch_gather", "indices", indices)
         _tensor_list("concat_batch_mat_mul_batch_gather", "inputs", inputs)
+        if _func.active():  # under a torch.func transform: the autograd.Function
+            return _func.call("concat_batch_mat_mul_batch_gather", indices, inputs)
     return torch.ops.caffe2ops.concat_batch_mat_mul_batch_gather(indices, inputs)
 
 
@@ -647,6 +674,8 @@ def concat_batch_mat_mul_batch_gather_gradient(
         _tensor("concat_batch_mat_mul_batch_gather_gradient", "indices", indices)
         _tensor_list("concat_batch_mat_mul_batch_gather_gradient", "inputs", inputs)
         _tensor("concat_batch_mat_mul_batch_gather_gradient", "grad", grad)
+        if _func.active():  # under a torch.func transform: the autograd.Function
+            return _func.call("concat_batch_mat_mul_batch_gather_gradient", indices, inputs, grad)
     return torch.ops.caffe2ops.concat_batch_mat_mul_batch_gather_gradient(indices, inputs, grad)
 
 
@@ -726,6 +755,8 @@ def concat(
         _int("concat", "axis", axis, optional=True)
         _str("concat", "order", order, optional=True)
         _bool("concat", "add_axis", add_axis)
+        if _func.active():  # under a torch.func transform: the autograd.Function
+            return _func.call("concat", inputs, axis, order, add_axis)
     return torch.ops.caffe2ops.concat(inputs, axis, order, add_axis)
 
 
@@ -753,6 +784,8 @@ def depth_concat(
         _int("depth_concat", "axis", axis, optional=True)
         _str("depth_concat", "order", order, optional=True)
         _bool("depth_concat", "add_axis", add_axis)
+        if _func.active():  # under a torch.func transform: the autograd.Function
+            return _func.call("depth_concat", inputs, axis, order, add_axis)
     return torch.ops.caffe2ops.depth_concat(inputs, axis, order, add_axis)
 
 
@@ -784,6 +817,8 @@ def concat_gradient(
         _int("concat_gradient", "axis", axis, optional=True)
         _str("concat_gradient", "order", order, optional=True)
         _bool("concat_gradient", "add_axis", add_axis)
+        if _func.active():  # under a torch.func transform: the composition, routed
+            return _func.COMPOSITES["concat_gradient"](grad_output, split_info, axis, order, add_axis)
     return torch.ops.caffe2ops.concat_gradient(grad_output, split_info, axis, order, add_axis)
 
 
@@ -830,6 +865,9 @@ def split(
         _str("split", "order", order, optional=True)
         _bool("split", "add_axis", add_axis)
         _int("split", "num_outputs", num_outputs)
+        if _func.active():  # under a torch.func transform: the autograd.Function
+            return _func.call("split", input, split_tensor, [] if split is None else split, axis, order,
+                              add_axis, num_outputs)
     sizes: List[int] = [] if split is None else split
     return torch.ops.caffe2ops.split(input, split_tensor, sizes, axis, order, add_axis, num_outputs)
 
@@ -865,6 +903,9 @@ def depth_split(
         _str("depth_split", "order", order, optional=True)
         _bool("depth_split", "add_axis", add_axis)
         _int("depth_split", "num_outputs", num_outputs)
+        if _func.active():  # under a torch.func transform: the autograd.Function
+            return _func.call("depth_split", input, split_tensor, [] if split is None else split, axis,
+                              order, add_axis, num_outputs)
     sizes: List[int] = [] if split is None else split
     return torch.ops.caffe2ops.depth_split(input, split_tensor, sizes, axis, order, add_axis, num_outputs)
 
@@ -909,6 +950,9 @@ def split_by_lengths(
         _int(op, "axis", axis, optional=True)
         _str(op, "order", order, optional=True)
         _bool(op, "use_scaling_lengths", use_scaling_lengths)
+        if _func.active():  # under a torch.func transform: the autograd.Function
+            return _func.call("split_by_lengths", input, lengths, num_outputs, axis, order,
+                              use_scaling_lengths)
     return torch.ops.caffe2ops.split_by_lengths(input, lengths, num_outputs, axis, order, use_scaling_lengths)
 
 
@@ -984,6 +1028,8 @@ def dropout(
         _float("dropout", "ratio", ratio)
         _bool("dropout", "is_test", is_test)
         _generator("dropout", "generator", generator)
+        if _func.active():  # under a torch.func transform: the autograd.Function
+            return _func.call("dropout", X, ratio, is_test, generator)
     return torch.ops.caffe2ops.dropout(X, ratio, is_test, generator)
 
 
@@ -1011,6 +1057,8 @@ def dropout_gradient(dY: Tensor, mask: Optional[Tensor] = None, ratio: float = 0
         _tensor("dropout_gradient", "mask", mask, optional=True)
         _float("dropout_gradient", "ratio", ratio)
         _bool("dropout_gradient", "is_test", is_test)
+        if _func.active():  # under a torch.func transform: the autograd.Function
+            return _func.call("dropout_gradient", dY, mask, ratio, is_test)
     return torch.ops.caffe2ops.dropout_gradient(dY, mask, ratio, is_test)
 
 
@@ -1241,6 +1289,8 @@ def margin_ranking_criterion(X1: Tensor, X2: Tensor, Y: Tensor, margin: float = 
         _tensor("margin_ranking_criterion", "X2", X2)
         _tensor("margin_ranking_criterion", "Y", Y)
         _float("margin_ranking_criterion", "margin", margin)
+        if _func.active():  # under a torch.func transform: the autograd.Function
+            return _func.call("margin_ranking_criterion", X1, X2, Y, margin)
     return torch.ops.caffe2ops.margin_ranking_criterion(X1, X2, Y, margin)
 
 
@@ -1272,4 +1322,10 @@ def margin_ranking_criterion_gradient(
         _tensor(op, "Y", Y)
         _tensor(op, "dLoss", dLoss)
         _float(op, "margin", margin)
+        if _func.active():  # under a torch.func transform: the autograd.Function
+            return _func.call("margin_ranking_criterion_gradient", X1, X2, Y, dLoss, margin)
     return torch.ops.caffe2ops.margin_ranking_criterion_gradient(X1, X2, Y, dLoss, margin)
+
+
+# Imported last: _func's formulas call the wrappers above (it imports this module).
+from . import _func  # noqa: E402
