@@ -167,12 +167,12 @@ class Summary:
         self.failures = [r for r in results if r["outcome"] == "fail"]
 
     def table(self):
-        lines = [f"{'op':36s} {'calls':>6s} {'result':>7s} {'error':>6s} {'allowed':>8s} {'FAIL':>5s}"]
+        lines = [f"{'op':44s} {'calls':>6s} {'result':>7s} {'error':>6s} {'allowed':>8s} {'FAIL':>5s}"]
         tot = collections.Counter()
         for op, c in self.per_op.items():
             tot.update(c)
-            lines.append(f"{op:36s} {c['calls']:6d} {c['result']:7d} {c['error']:6d} {c['allowed_error']:8d} {c['fail']:5d}")
-        lines.append(f"{'TOTAL':36s} {tot['calls']:6d} {tot['result']:7d} {tot['error']:6d} {tot['allowed_error']:8d} {tot['fail']:5d}")
+            lines.append(f"{op:44s} {c['calls']:6d} {c['result']:7d} {c['error']:6d} {c['allowed_error']:8d} {c['fail']:5d}")
+        lines.append(f"{'TOTAL':44s} {tot['calls']:6d} {tot['result']:7d} {tot['error']:6d} {tot['allowed_error']:8d} {tot['fail']:5d}")
         lines.append("result: equal to the reference; error: clean error (op named) where the spec requires one; "
                      "allowed: clean error where the spec is silent or the output cannot be allocated; "
                      "FAIL: wrong result, missing error, error not naming the op, crash or hang")
