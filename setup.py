@@ -36,8 +36,19 @@ def _build_cuda():
     return cuda_torch
 
 
+def _cuda_settings():
+    """cmake/cuda_build.txt: the arch list and nvcc flags shared with the CMake build."""
+    settings = {}
+    with open(os.path.join(ROOT, "cmake", "cuda_build.txt")) as f:
+        for line in f:
+            if "=" in line and not line.lstrip().startswith("#"):
+                key, value = line.strip().split("=", 1)
+                settings[key] = value
+    return settings
+
+
 def _nvidia_dirs(package):
-    """include/ and lib/ of a pip-installed NVIDIA package (nvidia.cudnn, nvidia.cu13), if any."""
+    """include/ and lib/ of a pip-installed NVIDIA package (nvidia.<package>), if any."""
     import importlib.util
 
     try:
@@ -48,6 +59,20 @@ def _nvidia_dirs(package):
         return None
     base = list(spec.submodule_search_locations)[0]
     return os.path.join(base, "include"), os.path.join(base, "lib")
+
+
+def _loaded_cudnn():
+    """The libcudnn that this torch loaded (its wheel preloads it, or libtorch_cuda needs it):
+    link the same file, so no cuDNN version is written down here. None if torch has none."""
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1]
+                if os.path.basename(path).startswith("libcudnn.so"):
+                    return path
+    except OSError:
+        pass
+    return None
 
 
 def _sources(with_cuda):
@@ -73,6 +98,13 @@ def _write_build_info(package_dir, with_cuda):
 
 
 WITH_CUDA = _build_cuda()
+if WITH_CUDA and not os.environ.get("TORCH_CUDA_ARCH_LIST"):
+    os.environ["TORCH_CUDA_ARCH_LIST"] = _cuda_settings()["arch_list"]
+
+# at::parallel_for is inlined from ATen's headers: with an OpenMP torch it is an `omp parallel`
+# region in our own objects and needs -fopenmp; with any other backend it calls into torch and
+# only our `omp simd` loops need the pragma (-fopenmp-simd, no runtime).
+TORCH_USES_OPENMP = "OpenMP" in torch.__config__.parallel_info()
 
 
 class BuildExt(BuildExtension.with_options(use_ninja=True)):
@@ -91,31 +123,41 @@ def _extension():
         opt = ["-O1", "-g1", f"-fsanitize={sanitize}", "-fno-omit-frame-pointer"]
     # No -ffast-math: these two only let the compiler vectorise selects and skip errno; IEEE
     # results are unchanged.
-    cxx = opt + ["-fopenmp", "-fvisibility=hidden", "-fno-trapping-math", "-fno-math-errno"]
+    cxx = opt + ["-fopenmp" if TORCH_USES_OPENMP else "-fopenmp-simd"]
+    cxx += ["-fvisibility=hidden", "-fno-trapping-math", "-fno-math-errno"]
     kwargs = dict(
         name=f"{PACKAGE}._C",
         sources=_sources(with_cuda),
         include_dirs=[os.path.join(ROOT, "csrc")],
         extra_compile_args={"cxx": cxx},
-        extra_link_args=["-fopenmp"] + ([] if debug or sanitize else ["-s"]) + ([f"-fsanitize={sanitize}"] if sanitize else []),
+        extra_link_args=(["-fopenmp"] if TORCH_USES_OPENMP else []) + ([] if debug or sanitize else ["-s"])
+        + ([f"-fsanitize={sanitize}"] if sanitize else []),
         py_limited_api=True,
     )
     if with_cuda:
         kwargs["extra_compile_args"]["nvcc"] = opt[:1] + ["-lineinfo"] * debug
         kwargs["define_macros"] = [("WITH_CUDA", None)]
-        # cuDNN (for cudnn_dropout) and the CUDA library headers come from the NVIDIA wheels
-        # that the CUDA torch wheel installs; a system cuDNN works too (CUDNN_HOME).
-        cudnn = _nvidia_dirs("cudnn")
+        kwargs["extra_compile_args"]["nvcc"] += _cuda_settings()["nvcc_flags"].split()
+        # The CUDA library headers ATen includes come with a pip CUDA torch as an NVIDIA wheel
+        # named after the CUDA major version.
+        cuda_libs = _nvidia_dirs(f"cu{torch.version.cuda.split('.')[0]}")
+        if cuda_libs and os.path.isdir(cuda_libs[0]):
+            kwargs["include_dirs"].append(cuda_libs[0])
+        # cuDNN (for cudnn_dropout): CUDNN_HOME, else the library torch itself loaded.
         if os.environ.get("CUDNN_HOME"):
-            cudnn = (os.path.join(os.environ["CUDNN_HOME"], "include"), os.path.join(os.environ["CUDNN_HOME"], "lib"))
-        cuda_libs = _nvidia_dirs("cu13")
-        for dirs in (cudnn, cuda_libs):
-            if dirs and os.path.isdir(dirs[0]):
-                kwargs["include_dirs"].append(dirs[0])
-        if cudnn is None:
-            raise RuntimeError("FORCE_CUDA / CUDA build: cuDNN headers not found (pip package nvidia-cudnn or CUDNN_HOME)")
-        kwargs["library_dirs"] = [cudnn[1]]
-        kwargs["extra_link_args"] += ["-l:libcudnn.so.9", f"-Wl,-rpath,{cudnn[1]}"]
+            home = os.environ["CUDNN_HOME"]
+            include, libs = os.path.join(home, "include"), [f"-L{os.path.join(home, 'lib')}", "-lcudnn"]
+            rpath = os.path.join(home, "lib")
+        else:
+            lib = _loaded_cudnn()
+            if lib is None:
+                raise RuntimeError("CUDA build: this torch loads no cuDNN; set CUDNN_HOME to a cuDNN install")
+            rpath = os.path.dirname(lib)
+            include, libs = os.path.join(os.path.dirname(rpath), "include"), [lib]
+        if not os.path.isfile(os.path.join(include, "cudnn.h")):
+            raise RuntimeError(f"CUDA build: cudnn.h not found in {include} (set CUDNN_HOME)")
+        kwargs["include_dirs"].append(include)
+        kwargs["extra_link_args"] += libs + [f"-Wl,-rpath,{rpath}"]
         kwargs["define_macros"].append(("WITH_CUDNN", None))
         return CUDAExtension(**kwargs)
     return CppExtension(**kwargs)

@@ -21,16 +21,16 @@ report="$out/gpu_check.txt"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 || true
   echo "== build with $py ($("$py" -c 'import torch; print(torch.__version__)' 2>&1))"
   bash scripts/build_cuda.sh 2>&1 | tail -n 3
-  # Run from the CUDA build's copy of the sources, so `import torch_caffe2ops` finds that build.
-  cp -rpu tests benchmarks examples build/cuda-src/
-  cd build/cuda-src
+  # Run from the CUDA build's folder, so `import torch_caffe2ops` finds that build first.
+  here=$PWD
+  cd build/cuda/lib
   echo "== tests (CUDA and CPU)"
   # The whole log beside the report; the report keeps its end (failures and the summary).
-  "$py" -m pytest tests -q -p no:cacheprovider --ignore=tests/test_cpp.py -rs 2>&1 \
+  "$py" -m pytest "$here/tests" -q -p no:cacheprovider --ignore="$here/tests/test_cpp.py" -rs 2>&1 \
     | tee "$out/pytest.txt" | tail -n 60
   echo "== benchmarks --device cuda"
   for b in batch concat_split dropout sparse_normalize margin_rank; do
-    (cd benchmarks && "$py" bench_$b.py --device cuda 2>&1 | grep -v Warning)
+    PYTHONPATH=$PWD "$py" "$here/benchmarks/bench_$b.py" --device cuda 2>&1 | grep -v Warning
   done
 } 2>&1 | tee "$report"
 echo "written: $report"

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Sets everything up (scripts/setup.sh) and runs the whole test suite in one pytest process.
-# Where nvcc is installed (CUDA_HOME, default /usr/local/cuda) it first also builds the CUDA
-# variant in .venv-cuda and checks that it imports with a CUDA kernel for every op
-# (scripts/build_cuda.sh; SKIP_CUDA_BUILD=1 skips that step). CUDA tests run only on a GPU.
+# Before it: where nvcc is installed (CUDA_HOME, default /usr/local/cuda) the CUDA variant is
+# built in .venv-cuda and checked to import with a CUDA kernel for every op
+# (scripts/build_cuda.sh; SKIP_CUDA_BUILD=1 skips that step); the docs are built
+# (scripts/docs.sh); and the CPU extension is built with AddressSanitizer and UBSan and runs
+# the family tests, the fuzz suite and the concurrency test (scripts/asan.sh; SKIP_ASAN=1 skips
+# it). CUDA tests run only on a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -19,5 +22,9 @@ if [ "${SKIP_CUDA_BUILD:-0}" != "1" ] && [ -x "$nvcc" ]; then
 else
   echo "== CUDA variant: skipped (no nvcc at $nvcc, or SKIP_CUDA_BUILD=1)"
 fi
+echo "== docs (Sphinx, warnings as errors)"
+bash scripts/docs.sh
+echo "== AddressSanitizer + UBSan: family tests, fuzz suite, concurrency (own build and venv)"
+if [ "${SKIP_ASAN:-0}" != "1" ]; then bash scripts/asan.sh; else echo "skipped (SKIP_ASAN=1)"; fi
 echo "== tests"
 exec .venv/bin/python -m pytest tests -q -p no:cacheprovider "$@"

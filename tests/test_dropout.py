@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from torch_caffe2ops import nn, ops
-from utils import assert_compile_matches, assert_script_roundtrip, noncontiguous, opcheck
+from utils import assert_compile_matches, assert_script_roundtrip, noncontiguous, on_device, opcheck
 
 C2 = torch.ops.caffe2ops
 ALL_FLOATS = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
@@ -186,13 +186,24 @@ def test_cudnn_ops_raise_clearly_without_cuda():
         nn.Dropout(0.5, engine="cudnn")(torch.randn(3))
 
 
-def test_opcheck():
+def opcheck_cases():
     gr = dict(dtype=torch.float64, requires_grad=True)
     # ratio = 0 makes the output independent of the random stream, so every sub-test applies
-    opcheck("dropout", (torch.randn(5, 3, **gr), 0.0))
-    opcheck("dropout", (torch.randn(5, 3, **gr), 0.3, True))
-    opcheck("dropout_gradient", (torch.randn(5, 3), torch.rand(5, 3) > 0.5, 0.3))
-    opcheck("dropout_gradient", (torch.randn(5, 3), None, 0.3, True))
+    return [
+        ("dropout", (torch.randn(5, 3, **gr), 0.0)),
+        ("dropout", (torch.randn(5, 3, **gr), 0.3, True)),
+        ("dropout_gradient", (torch.randn(5, 3, **gr), torch.rand(5, 3) > 0.5, 0.3)),
+        ("dropout_gradient", (torch.randn(5, 3, **gr), None, 0.3, True)),
+    ]
+
+
+@pytest.mark.parametrize("case", opcheck_cases(), ids=lambda c: c[0])
+def test_opcheck(case, device):
+    opcheck(case[0], on_device(case[1], device))
+
+
+def test_opcheck_random():
+    gr = dict(dtype=torch.float64, requires_grad=True)
     # With ratio > 0 two calls draw different masks, so the AOT-dispatch sub-tests, which
     # compare two runs of the op, cannot apply to a random op.
     torch.library.opcheck(C2.dropout.default, (torch.randn(5, 3, **gr), 0.5),

@@ -88,6 +88,14 @@ def test_errors():
         C2.margin_ranking_criterion_gradient(a, a, torch.ones(4, dtype=torch.int32), torch.ones(3))
 
 
+def test_inactive_gradient_is_zero_even_for_nan_dloss():
+    # dist = -1 * (2 - 0) + 0 < 0: Caffe2 writes 0, whatever dLoss holds.
+    d1, d2 = C2.margin_ranking_criterion_gradient(torch.tensor([2.0, 0.0]), torch.tensor([0.0, 0.0]),
+                                                  torch.tensor([1, 1]), torch.tensor([float("nan"), float("inf")]), 0.0)
+    assert d1[0].item() == 0 and d2[0].item() == 0
+    assert d1[1].item() == float("-inf") and d2[1].item() == float("inf")  # active (dist = 0): -y dLoss, y dLoss
+
+
 def test_gradient_shapes_follow_each_input():
     # Caffe2 sizes each gradient like its own input; only numel has to agree.
     X1, X2 = torch.randn(2, 3), torch.randn(6)
@@ -128,6 +136,7 @@ def opcheck_cases():
         ("margin_ranking_criterion", (torch.randn(6, **gr), torch.randn(6, **gr), torch.tensor([1, -1] * 3), 0.2)),
         ("margin_ranking_criterion", (torch.randn(2, 3, **gr), torch.randn(6, **gr), torch.ones(6, dtype=torch.float64))),
         ("margin_ranking_criterion_gradient", (torch.randn(6), torch.randn(6), torch.tensor([1, -1] * 3, dtype=torch.int32), torch.randn(6))),
+        ("margin_ranking_criterion_gradient", (torch.randn(2, 3, **gr), torch.randn(6, **gr), torch.tensor([1, -1] * 3), torch.randn(2, 3, **gr), 0.3)),
     ]
 
 

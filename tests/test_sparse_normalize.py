@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from torch_caffe2ops import ops
-from utils import INDEX_DTYPES, assert_compile_matches, assert_script_roundtrip, opcheck, rng, t
+from utils import INDEX_DTYPES, assert_compile_matches, assert_script_roundtrip, on_device, opcheck, rng, t
 
 C2 = torch.ops.caffe2ops
 
@@ -143,12 +143,20 @@ def test_no_gradient():
         out.sum().backward()
 
 
-def test_opcheck():
-    opcheck("sparse_normalize", (torch.randn(4, 3), torch.tensor([0, 2, 2])))
-    opcheck("sparse_normalize", (torch.randn(4, 3, dtype=torch.float64), torch.tensor([1]), None, False, 2.0))
-    opcheck("sparse_normalize_", (torch.randn(4, 3), torch.tensor([0, 3])))
-    opcheck("float16_sparse_normalize", (torch.randn(4, 3).half(), torch.tensor([0, 2])))
-    opcheck("float16_sparse_normalize_", (torch.randn(4, 3).half(), torch.tensor([3])))
+def opcheck_cases():
+    return [
+        ("sparse_normalize", (torch.randn(4, 3), torch.tensor([0, 2, 2]))),
+        ("sparse_normalize", (torch.randn(4, 3, dtype=torch.float64), torch.tensor([1]), None, False, 2.0)),
+        ("sparse_normalize", (torch.randn(6, 3).half() * 3, torch.tensor([1, 2]), None, False, 2.0)),
+        ("sparse_normalize_", (torch.randn(4, 3), torch.tensor([0, 3]))),
+        ("float16_sparse_normalize", (torch.randn(4, 3).half(), torch.tensor([0, 2]))),
+        ("float16_sparse_normalize_", (torch.randn(4, 3).half(), torch.tensor([3]))),
+    ]
+
+
+@pytest.mark.parametrize("case", opcheck_cases(), ids=lambda c: c[0])
+def test_opcheck(case, device):
+    opcheck(case[0], on_device(case[1], device))
 
 
 class Net(torch.nn.Module):

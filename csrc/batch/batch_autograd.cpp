@@ -5,56 +5,57 @@
 #include <ATen/ops/zeros_like.h>
 #include <torch/library.h>
 
-#include "common/register.h"
 #include "common/autograd.h"
 #include "common/checks.h"
+#include "common/register.h"
+#include "common/sizes.h"
 
 namespace caffe2ops {
 namespace {
 
-using T = at::Tensor;
+using Tensor = at::Tensor;
 
-decltype(auto) permutation_op() { return C2_OP("batch_permutation", T(const T&, const T&)); }
-decltype(auto) gather_op() { return C2_OP("batch_gather", T(const T&, const T&, bool)); }
+decltype(auto) permutation_op() { return C2_OP("batch_permutation", Tensor(const Tensor&, const Tensor&)); }
+decltype(auto) gather_op() { return C2_OP("batch_gather", Tensor(const Tensor&, const Tensor&, bool)); }
 decltype(auto) sparse_to_dense_op() {
-  return C2_OP("batch_sparse_to_dense", T(const T&, const T&, const T&, const std::optional<T>&, int64_t, double));
+  return C2_OP("batch_sparse_to_dense", Tensor(const Tensor&, const Tensor&, const Tensor&, const std::optional<Tensor>&, int64_t, double));
 }
-decltype(auto) dense_to_sparse_op() { return C2_OP("batch_dense_to_sparse", T(const T&, const T&, const T&)); }
-decltype(auto) mat_mul_op() { return C2_OP("batch_mat_mul", T(const T&, const T&, bool, bool, bool)); }
-decltype(auto) moments_op() { return C2_OP("batch_moments", std::tuple<T, T>(const T&, c10::string_view)); }
+decltype(auto) dense_to_sparse_op() { return C2_OP("batch_dense_to_sparse", Tensor(const Tensor&, const Tensor&, const Tensor&)); }
+decltype(auto) mat_mul_op() { return C2_OP("batch_mat_mul", Tensor(const Tensor&, const Tensor&, bool, bool, bool)); }
+decltype(auto) moments_op() { return C2_OP("batch_moments", std::tuple<Tensor, Tensor>(const Tensor&, c10::string_view)); }
 decltype(auto) ccbmmbg_op() {
-  return C2_OP("concat_batch_mat_mul_batch_gather", T(const T&, at::TensorList));
+  return C2_OP("concat_batch_mat_mul_batch_gather", Tensor(const Tensor&, at::TensorList));
 }
 decltype(auto) ccbmmbg_gradient_op() {
-  return C2_OP("concat_batch_mat_mul_batch_gather_gradient", std::vector<T>(const T&, at::TensorList, const T&));
+  return C2_OP("concat_batch_mat_mul_batch_gather_gradient", std::vector<Tensor>(const Tensor&, at::TensorList, const Tensor&));
 }
-decltype(auto) permutation_gradient_op() { return C2_OP("batch_permutation_gradient", T(const T&, const T&)); }
+decltype(auto) permutation_gradient_op() { return C2_OP("batch_permutation_gradient", Tensor(const Tensor&, const Tensor&)); }
 decltype(auto) gather_gradient_op() {
-  return C2_OP("batch_gather_gradient", T(const T&, const T&, const T&, int64_t, bool));
+  return C2_OP("batch_gather_gradient", Tensor(const Tensor&, const Tensor&, const Tensor&, int64_t, bool));
 }
 decltype(auto) mat_mul_gradient_op() {
-  return C2_OP("batch_mat_mul_gradient", std::tuple<T, T>(const T&, const T&, const T&, bool, bool, bool));
+  return C2_OP("batch_mat_mul_gradient", std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&, bool, bool, bool));
 }
 decltype(auto) moments_gradient_op() {
-  return C2_OP("batch_moments_gradient", T(const T&, const T&, const T&, c10::string_view));
+  return C2_OP("batch_moments_gradient", Tensor(const Tensor&, const Tensor&, const Tensor&, c10::string_view));
 }
 
 class BatchPermutationFn : public torch::autograd::Function<BatchPermutationFn> {
  public:
-  static T forward(AutogradContext* ctx, const T& X, const T& indices) {
+  static Tensor forward(AutogradContext* ctx, const Tensor& X, const Tensor& indices) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward({indices});
     return permutation_op().call(X, indices);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto indices = ctx->get_saved_variables()[0];
-    return {permutation_gradient_op().call(indices, grads[0]), T()};
+    return {permutation_gradient_op().call(indices, grads[0]), Tensor()};
   }
 };
 
 class BatchGatherFn : public torch::autograd::Function<BatchGatherFn> {
  public:
-  static T forward(AutogradContext* ctx, const T& data, const T& indices, bool match_outer) {
+  static Tensor forward(AutogradContext* ctx, const Tensor& data, const Tensor& indices, bool match_outer) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward({data, indices});
     ctx->saved_data["match_outer"] = match_outer;
@@ -63,14 +64,14 @@ class BatchGatherFn : public torch::autograd::Function<BatchGatherFn> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     auto grad = gather_gradient_op().call(saved[0], saved[1], grads[0], 1, ctx->saved_data["match_outer"].toBool());
-    return {grad, T(), T()};
+    return {grad, Tensor(), Tensor()};
   }
 };
 
 class BatchSparseToDenseFn : public torch::autograd::Function<BatchSparseToDenseFn> {
  public:
-  static T forward(AutogradContext* ctx, const T& lengths, const T& indices, const T& values,
-                   const std::optional<T>& output_shape_inference, int64_t dense_last_dim,
+  static Tensor forward(AutogradContext* ctx, const Tensor& lengths, const Tensor& indices, const Tensor& values,
+                   const std::optional<Tensor>& output_shape_inference, int64_t dense_last_dim,
                    double default_value) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward({lengths, indices});
@@ -81,31 +82,31 @@ class BatchSparseToDenseFn : public torch::autograd::Function<BatchSparseToDense
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     auto shape = ctx->saved_data["values_shape"].toSymIntVector();
-    auto grad_values = C2_OP("batch_sparse_to_dense_gradient", T(const T&, const T&, const T&))
+    auto grad_values = C2_OP("batch_sparse_to_dense_gradient", Tensor(const Tensor&, const Tensor&, const Tensor&))
                            .call(saved[0], saved[1], grads[0])
                            .reshape_symint(shape);
-    return {T(), T(), grad_values, T(), T(), T()};
+    return {Tensor(), Tensor(), grad_values, Tensor(), Tensor(), Tensor()};
   }
 };
 
 class BatchDenseToSparseFn : public torch::autograd::Function<BatchDenseToSparseFn> {
  public:
-  static T forward(AutogradContext* ctx, const T& lengths, const T& indices, const T& dense) {
+  static Tensor forward(AutogradContext* ctx, const Tensor& lengths, const Tensor& indices, const Tensor& dense) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward({lengths, indices, dense});
     return dense_to_sparse_op().call(lengths, indices, dense);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto s = ctx->get_saved_variables();
-    auto grad = C2_OP("batch_dense_to_sparse_gradient", T(const T&, const T&, const T&, const T&))
+    auto grad = C2_OP("batch_dense_to_sparse_gradient", Tensor(const Tensor&, const Tensor&, const Tensor&, const Tensor&))
                     .call(s[0], s[1], grads[0], s[2]);
-    return {T(), T(), grad};
+    return {Tensor(), Tensor(), grad};
   }
 };
 
 class BatchMatMulFn : public torch::autograd::Function<BatchMatMulFn> {
  public:
-  static T forward(AutogradContext* ctx, const T& A, const T& B, bool trans_a, bool trans_b,
+  static Tensor forward(AutogradContext* ctx, const Tensor& A, const Tensor& B, bool trans_a, bool trans_b,
                    bool broadcast) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward({A, B});
@@ -119,13 +120,13 @@ class BatchMatMulFn : public torch::autograd::Function<BatchMatMulFn> {
     auto [gA, gB] = mat_mul_gradient_op().call(grads[0], s[0], s[1], ctx->saved_data["trans_a"].toBool(),
                                                ctx->saved_data["trans_b"].toBool(),
                                                ctx->saved_data["broadcast"].toBool());
-    return {gA, gB, T(), T(), T()};
+    return {gA, gB, Tensor(), Tensor(), Tensor()};
   }
 };
 
 class BatchMomentsFn : public torch::autograd::Function<BatchMomentsFn> {
  public:
-  static variable_list forward(AutogradContext* ctx, const T& X, c10::string_view order) {
+  static variable_list forward(AutogradContext* ctx, const Tensor& X, c10::string_view order) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward({X});
     ctx->saved_data["order"] = std::string(order);
@@ -137,7 +138,7 @@ class BatchMomentsFn : public torch::autograd::Function<BatchMomentsFn> {
     auto X = ctx->get_saved_variables()[0];
     auto order = ctx->saved_data["order"].toStringRef();
     auto dX = moments_gradient_op().call(grads[0], grads[1], X, order);
-    return {dX, T()};
+    return {dX, Tensor()};
   }
 };
 
@@ -149,14 +150,14 @@ class BatchMomentsFn : public torch::autograd::Function<BatchMomentsFn> {
 // batch_permutation_gradient is linear in dY; along ggX its derivative is the forward op.
 class BatchPermutationGradientFn : public torch::autograd::Function<BatchPermutationGradientFn> {
  public:
-  static T forward(AutogradContext* ctx, const T& indices, const T& dY) {
+  static Tensor forward(AutogradContext* ctx, const Tensor& indices, const Tensor& dY) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward({indices});
     return permutation_gradient_op().call(indices, dY);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    if (!grads[0].defined()) return {T(), T()};
-    return {T(), permutation_op().call(grads[0], ctx->get_saved_variables()[0])};
+    if (!grads[0].defined()) return {Tensor(), Tensor()};
+    return {Tensor(), permutation_op().call(grads[0], ctx->get_saved_variables()[0])};
   }
 };
 
@@ -164,7 +165,7 @@ class BatchPermutationGradientFn : public torch::autograd::Function<BatchPermuta
 // ggData gathers ggData back, which is batch_gather on the [P, M, block] view at `axis`.
 class BatchGatherGradientFn : public torch::autograd::Function<BatchGatherGradientFn> {
  public:
-  static T forward(AutogradContext* ctx, const T& data, const T& indices, const T& grad, int64_t axis,
+  static Tensor forward(AutogradContext* ctx, const Tensor& data, const Tensor& indices, const Tensor& grad, int64_t axis,
                    bool match_outer) {
     at::AutoDispatchBelowADInplaceOrView guard;
     auto dData = gather_gradient_op().call(data, indices, grad, axis, match_outer);
@@ -175,13 +176,13 @@ class BatchGatherGradientFn : public torch::autograd::Function<BatchGatherGradie
     return dData;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const T& gg = grads[0];
-    if (!gg.defined()) return {T(), T(), T(), T(), T()};
+    const Tensor& gg = grads[0];
+    if (!gg.defined()) return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
     auto indices = ctx->get_saved_variables()[0];
     auto grad_shape = ctx->saved_data["grad_shape"].toSymIntVector();
     const int64_t axis = ctx->saved_data["axis"].toInt();
     const bool match_outer = ctx->saved_data["match_outer"].toBool();
-    if (gg.sym_numel() == 0) return {T(), T(), at::zeros_symint(grad_shape, gg.options()), T(), T()};
+    if (gg.sym_numel() == 0) return {Tensor(), Tensor(), at::zeros_symint(grad_shape, gg.options()), Tensor(), Tensor()};
     auto s = gg.sym_sizes();
     c10::SymInt P = 1, inner = 1;
     for (int64_t i = 0; i < axis; ++i) P = P * s[i];
@@ -189,7 +190,7 @@ class BatchGatherGradientFn : public torch::autograd::Function<BatchGatherGradie
     auto view = gg.reshape_symint({P, s[axis], inner});
     auto idx = match_outer ? indices.reshape_symint({P, indices.sym_numel() / P}) : indices.reshape({-1});
     auto d_grad = gather_op().call(view, idx, match_outer).reshape_symint(grad_shape);
-    return {T(), T(), d_grad, T(), T()};
+    return {Tensor(), Tensor(), d_grad, Tensor(), Tensor()};
   }
 };
 
@@ -197,7 +198,7 @@ class BatchGatherGradientFn : public torch::autograd::Function<BatchGatherGradie
 //   d g = f(ggA, B) + f(A, ggB),  d A = grad_A of f(A, ggB) at g,  d B = grad_B of f(ggA, B) at g.
 class BatchMatMulGradientFn : public torch::autograd::Function<BatchMatMulGradientFn> {
  public:
-  static variable_list forward(AutogradContext* ctx, const T& grad_Y, const T& A, const T& B, bool trans_a,
+  static variable_list forward(AutogradContext* ctx, const Tensor& grad_Y, const Tensor& A, const Tensor& B, bool trans_a,
                                bool trans_b, bool broadcast) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward({grad_Y, A, B});
@@ -211,8 +212,8 @@ class BatchMatMulGradientFn : public torch::autograd::Function<BatchMatMulGradie
     auto s = ctx->get_saved_variables();
     const bool ta = ctx->saved_data["trans_a"].toBool(), tb = ctx->saved_data["trans_b"].toBool(),
                bc = ctx->saved_data["broadcast"].toBool();
-    const T &ggA = grads[0], &ggB = grads[1];
-    T d_grad, dA, dB;
+    const Tensor &ggA = grads[0], &ggB = grads[1];
+    Tensor d_grad, dA, dB;
     if (ggA.defined()) {
       d_grad = mat_mul_op().call(ggA, s[2], ta, tb, bc);
       if (ctx->needs_input_grad(2)) dB = std::get<1>(mat_mul_gradient_op().call(s[0], ggA, s[2], ta, tb, bc));
@@ -222,7 +223,7 @@ class BatchMatMulGradientFn : public torch::autograd::Function<BatchMatMulGradie
       d_grad = d_grad.defined() ? d_grad.add(t) : t;
       if (ctx->needs_input_grad(1)) dA = std::get<0>(mat_mul_gradient_op().call(s[0], s[1], ggB, ta, tb, bc));
     }
-    return {d_grad, dA, dB, T(), T(), T()};
+    return {d_grad, dA, dB, Tensor(), Tensor(), Tensor()};
   }
 };
 
@@ -230,39 +231,39 @@ class BatchMatMulGradientFn : public torch::autograd::Function<BatchMatMulGradie
 //   d dmu = mean_c(ggX),  d dvar = 2 mean_c(X ggX),  d X = 2 dvar[c] ggX / N.
 class BatchMomentsGradientFn : public torch::autograd::Function<BatchMomentsGradientFn> {
  public:
-  static T forward(AutogradContext* ctx, const T& dmu, const T& dvar, const T& X, c10::string_view order) {
+  static Tensor forward(AutogradContext* ctx, const Tensor& dmu, const Tensor& dvar, const Tensor& X, c10::string_view order) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward({dvar, X});
     ctx->saved_data["order"] = std::string(order);
     return moments_gradient_op().call(dmu, dvar, X, order);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const T& gg = grads[0];
-    if (!gg.defined()) return {T(), T(), T(), T()};
+    const Tensor& gg = grads[0];
+    if (!gg.defined()) return {Tensor(), Tensor(), Tensor(), Tensor()};
     auto s = ctx->get_saved_variables();
     const std::string order = ctx->saved_data["order"].toStringRef();
-    T d_dmu, d_dvar, dX;
+    Tensor d_dmu, d_dvar, dX;
     if (ctx->needs_input_grad(0)) d_dmu = std::get<0>(moments_op().call(gg, order));
     if (ctx->needs_input_grad(1)) d_dvar = std::get<0>(moments_op().call(s[1].mul(gg), order)).mul(2);
     if (ctx->needs_input_grad(2)) dX = moments_gradient_op().call(at::zeros_like(s[0]), s[0], gg, order);
-    return {d_dmu, d_dvar, dX, T()};
+    return {d_dmu, d_dvar, dX, Tensor()};
   }
 };
 
 // The fused DLRM interaction: Y[b, j] = <X_p[b], X_q[b]>; backward is its gradient op.
 class ConcatBatchMatMulBatchGatherFn : public torch::autograd::Function<ConcatBatchMatMulBatchGatherFn> {
  public:
-  static T forward(AutogradContext* ctx, const T& indices, at::TensorList inputs) {
+  static Tensor forward(AutogradContext* ctx, const Tensor& indices, at::TensorList inputs) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    std::vector<T> saved{indices};
+    std::vector<Tensor> saved{indices};
     saved.insert(saved.end(), inputs.begin(), inputs.end());
     ctx->save_for_backward(saved);
     return ccbmmbg_op().call(indices, inputs);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto s = ctx->get_saved_variables();
-    std::vector<T> xs(s.begin() + 1, s.end());
-    variable_list out{T()};
+    std::vector<Tensor> xs(s.begin() + 1, s.end());
+    variable_list out{Tensor()};
     if (!grads[0].defined()) {
       out.resize(1 + xs.size());
       return out;
@@ -278,21 +279,21 @@ class ConcatBatchMatMulBatchGatherFn : public torch::autograd::Function<ConcatBa
 class ConcatBatchMatMulBatchGatherGradientFn
     : public torch::autograd::Function<ConcatBatchMatMulBatchGatherGradientFn> {
  public:
-  static variable_list forward(AutogradContext* ctx, const T& indices, at::TensorList inputs, const T& grad) {
+  static variable_list forward(AutogradContext* ctx, const Tensor& indices, at::TensorList inputs, const Tensor& grad) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    std::vector<T> saved{indices, grad};
+    std::vector<Tensor> saved{indices, grad};
     saved.insert(saved.end(), inputs.begin(), inputs.end());
     ctx->save_for_backward(saved);
     return ccbmmbg_gradient_op().call(indices, inputs, grad);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto s = ctx->get_saved_variables();
-    const T &indices = s[0], &grad = s[1];
-    std::vector<T> xs(s.begin() + 2, s.end());
+    const Tensor &indices = s[0], &grad = s[1];
+    std::vector<Tensor> xs(s.begin() + 2, s.end());
     const int64_t n = static_cast<int64_t>(xs.size());
     variable_list out(n + 2);
     bool any = false;
-    std::vector<T> gg;
+    std::vector<Tensor> gg;
     for (int64_t i = 0; i < n; ++i) {
       any = any || grads[i].defined();
       gg.push_back(grads[i].defined() ? grads[i] : at::zeros_like(xs[i]));
@@ -307,7 +308,7 @@ class ConcatBatchMatMulBatchGatherGradientFn
     if (ctx->needs_input_grad(1 + n)) {
       const auto B = xs[0].sym_size(0);
       const auto E = sym_prod(xs[0].sym_sizes(), 1, xs[0].dim());  // B may be 0: no -1 in reshape
-      std::vector<T> c, g;
+      std::vector<Tensor> c, g;
       for (int64_t i = 0; i < n; ++i) {
         c.push_back(xs[i].reshape_symint({B, E}));
         g.push_back(gg[i].reshape_symint({B, E}));
@@ -320,16 +321,16 @@ class ConcatBatchMatMulBatchGatherGradientFn
   }
 };
 
-T batch_permutation_autograd(const T& X, const T& indices) {
+Tensor batch_permutation_autograd(const Tensor& X, const Tensor& indices) {
   if (!grad_needed(X)) return call_below_autograd(permutation_op(), X, indices);
   return BatchPermutationFn::apply(X, indices);
 }
-T batch_gather_autograd(const T& data, const T& indices, bool match_outer) {
+Tensor batch_gather_autograd(const Tensor& data, const Tensor& indices, bool match_outer) {
   if (!grad_needed(data)) return call_below_autograd(gather_op(), data, indices, match_outer);
   return BatchGatherFn::apply(data, indices, match_outer);
 }
-T batch_sparse_to_dense_autograd(const T& lengths, const T& indices, const T& values,
-                                 const std::optional<T>& output_shape_inference,
+Tensor batch_sparse_to_dense_autograd(const Tensor& lengths, const Tensor& indices, const Tensor& values,
+                                 const std::optional<Tensor>& output_shape_inference,
                                  int64_t dense_last_dim, double default_value) {
   if (!grad_needed(values)) {
     return call_below_autograd(sparse_to_dense_op(), lengths, indices, values, output_shape_inference,
@@ -338,29 +339,29 @@ T batch_sparse_to_dense_autograd(const T& lengths, const T& indices, const T& va
   return BatchSparseToDenseFn::apply(lengths, indices, values, output_shape_inference,
                                      dense_last_dim, default_value);
 }
-T batch_dense_to_sparse_autograd(const T& lengths, const T& indices, const T& dense) {
+Tensor batch_dense_to_sparse_autograd(const Tensor& lengths, const Tensor& indices, const Tensor& dense) {
   if (!grad_needed(dense)) return call_below_autograd(dense_to_sparse_op(), lengths, indices, dense);
   return BatchDenseToSparseFn::apply(lengths, indices, dense);
 }
-T batch_mat_mul_autograd(const T& A, const T& B, bool trans_a, bool trans_b, bool broadcast) {
+Tensor batch_mat_mul_autograd(const Tensor& A, const Tensor& B, bool trans_a, bool trans_b, bool broadcast) {
   if (!grad_needed(A, B)) return call_below_autograd(mat_mul_op(), A, B, trans_a, trans_b, broadcast);
   return BatchMatMulFn::apply(A, B, trans_a, trans_b, broadcast);
 }
-std::tuple<T, T> batch_moments_autograd(const T& X, c10::string_view order) {
+std::tuple<Tensor, Tensor> batch_moments_autograd(const Tensor& X, c10::string_view order) {
   if (!grad_needed(X)) return call_below_autograd(moments_op(), X, order);
   auto out = BatchMomentsFn::apply(X, order);
   return {out[0], out[1]};
 }
 
-T batch_permutation_gradient_autograd(const T& indices, const T& dY) {
+Tensor batch_permutation_gradient_autograd(const Tensor& indices, const Tensor& dY) {
   if (!grad_needed(dY)) return call_below_autograd(permutation_gradient_op(), indices, dY);
   return BatchPermutationGradientFn::apply(indices, dY);
 }
-T batch_gather_gradient_autograd(const T& data, const T& indices, const T& grad, int64_t axis, bool match_outer) {
+Tensor batch_gather_gradient_autograd(const Tensor& data, const Tensor& indices, const Tensor& grad, int64_t axis, bool match_outer) {
   if (!grad_needed(grad)) return call_below_autograd(gather_gradient_op(), data, indices, grad, axis, match_outer);
   return BatchGatherGradientFn::apply(data, indices, grad, axis, match_outer);
 }
-std::tuple<T, T> batch_mat_mul_gradient_autograd(const T& grad_Y, const T& A, const T& B, bool trans_a,
+std::tuple<Tensor, Tensor> batch_mat_mul_gradient_autograd(const Tensor& grad_Y, const Tensor& A, const Tensor& B, bool trans_a,
                                                  bool trans_b, bool broadcast) {
   if (!grad_needed(grad_Y, A, B)) {
     return call_below_autograd(mat_mul_gradient_op(), grad_Y, A, B, trans_a, trans_b, broadcast);
@@ -368,16 +369,16 @@ std::tuple<T, T> batch_mat_mul_gradient_autograd(const T& grad_Y, const T& A, co
   auto out = BatchMatMulGradientFn::apply(grad_Y, A, B, trans_a, trans_b, broadcast);
   return {out[0], out[1]};
 }
-T batch_moments_gradient_autograd(const T& dmu, const T& dvar, const T& X, c10::string_view order) {
+Tensor batch_moments_gradient_autograd(const Tensor& dmu, const Tensor& dvar, const Tensor& X, c10::string_view order) {
   if (!grad_needed(dmu, dvar, X)) return call_below_autograd(moments_gradient_op(), dmu, dvar, X, order);
   return BatchMomentsGradientFn::apply(dmu, dvar, X, order);
 }
-T concat_batch_mat_mul_batch_gather_autograd(const T& indices, at::TensorList inputs) {
+Tensor concat_batch_mat_mul_batch_gather_autograd(const Tensor& indices, at::TensorList inputs) {
   if (!grad_needed(inputs)) return call_below_autograd(ccbmmbg_op(), indices, inputs);
   return ConcatBatchMatMulBatchGatherFn::apply(indices, inputs);
 }
-std::vector<T> concat_batch_mat_mul_batch_gather_gradient_autograd(const T& indices, at::TensorList inputs,
-                                                                   const T& grad) {
+std::vector<Tensor> concat_batch_mat_mul_batch_gather_gradient_autograd(const Tensor& indices, at::TensorList inputs,
+                                                                   const Tensor& grad) {
   if (!grad_needed(inputs, grad)) return call_below_autograd(ccbmmbg_gradient_op(), indices, inputs, grad);
   return ConcatBatchMatMulBatchGatherGradientFn::apply(indices, inputs, grad);
 }

@@ -8,10 +8,10 @@
 
 #include <cmath>
 
-#include "common/register.h"
 #include "batch/batch_shapes.h"
 #include "common/checks.h"
 #include "common/parallel.h"
+#include "common/register.h"
 #include "common/vec_math.h"
 
 namespace caffe2ops {
@@ -67,6 +67,7 @@ at::Tensor batch_box_cox_cpu(const at::Tensor& data, const at::Tensor& lambda1,
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "batch_box_cox", [&] {
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     scalar_t* yp = y.data_ptr<scalar_t>();
+    // log and exp per element cost about as much as moving 16 bytes.
     at::parallel_for(0, N, grain_for(D * 16), [&](int64_t r0, int64_t r1) {
       box_cox_rows<scalar_t>(xp + r0 * D, l1.const_data_ptr<scalar_t>(),
                              l2.const_data_ptr<scalar_t>(), yp + r0 * D, r1 - r0, D);

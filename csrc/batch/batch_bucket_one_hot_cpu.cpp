@@ -7,10 +7,10 @@
 
 #include <algorithm>
 
-#include "common/register.h"
 #include "batch/batch_shapes.h"
 #include "common/checks.h"
 #include "common/parallel.h"
+#include "common/register.h"
 
 namespace caffe2ops {
 namespace {

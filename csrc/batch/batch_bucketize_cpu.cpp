@@ -5,10 +5,10 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
-#include "common/register.h"
 #include "batch/batch_shapes.h"
 #include "common/checks.h"
 #include "common/parallel.h"
+#include "common/register.h"
 
 namespace caffe2ops {
 namespace {
@@ -28,7 +28,8 @@ at::Tensor batch_bucketize_cpu(const at::Tensor& float_features, const at::Tenso
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* bp = b.const_data_ptr<scalar_t>();
     const int64_t* cp = cols.const_data_ptr<int64_t>();
-    int32_t* op_ = out.data_ptr<int32_t>();
+    int32_t* outp = out.data_ptr<int32_t>();
+    // A row's cost is K scans over short border lists: count ~16 bytes of work per column.
     at::parallel_for(0, N, grain_for(K * 16), [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
         for (int64_t j = 0; j < K; ++j) {
@@ -37,7 +38,7 @@ at::Tensor batch_bucketize_cpu(const at::Tensor& float_features, const at::Tenso
           const int64_t len = offsets[j + 1] - offsets[j];
           int64_t k = 0;
           while (k < len && !(v <= borders[k])) ++k;  // NaN never matches: top bucket
-          op_[i * K + j] = static_cast<int32_t>(k);
+          outp[i * K + j] = static_cast<int32_t>(k);
         }
       }
     });

@@ -18,30 +18,29 @@
 #include <ATen/Dispatch.h>
 #include <torch/library.h>
 
-#include "common/register.h"
 #include "batch/batch_shapes.h"
 #include "common/checks.h"
 #include "common/cuda_launch.cuh"
+#include "common/register.h"
 
 namespace caffe2ops {
 namespace {
 
-using T = at::Tensor;
-using namespace at::indexing;
+using Tensor = at::Tensor;
 
-T batch_permutation_cuda(const T& X, const T& indices) {
+Tensor batch_permutation_cuda(const Tensor& X, const Tensor& indices) {
   batch_permutation_shape(X, indices);
   check_indices_in_range("batch_permutation", "indices", indices, X.size(0));
   return X.contiguous().index_select(0, indices);
 }
 
-T batch_permutation_gradient_cuda(const T& indices, const T& dY) {
+Tensor batch_permutation_gradient_cuda(const Tensor& indices, const Tensor& dY) {
   batch_permutation_gradient_check(indices, dY);
   check_indices_in_range("batch_permutation_gradient", "indices", indices, dY.size(0));
   return at::zeros_like(dY, at::MemoryFormat::Contiguous).index_put_({indices.to(at::kLong)}, dY, true);
 }
 
-T batch_gather_cuda(const T& data, const T& indices, bool match_outer) {
+Tensor batch_gather_cuda(const Tensor& data, const Tensor& indices, bool match_outer) {
   auto shape = batch_gather_shape(data, indices, match_outer);
   auto sizes = c10::asIntArrayRefUnchecked(shape);
   const int64_t B = data.size(0), M = data.size(1);
@@ -53,7 +52,7 @@ T batch_gather_cuda(const T& data, const T& indices, bool match_outer) {
   return at::gather(d, 1, idx.expand({B, idx.size(1), d.size(2)})).reshape(sizes);
 }
 
-T batch_gather_gradient_cuda(const T& data, const T& indices, const T& grad, int64_t axis, bool match_outer) {
+Tensor batch_gather_gradient_cuda(const Tensor& data, const Tensor& indices, const Tensor& grad, int64_t axis, bool match_outer) {
   axis = batch_gather_gradient_check(data, indices, grad, axis, match_outer);
   auto out = at::zeros(data.sizes(), data.options());
   if (out.numel() == 0) return out;
@@ -64,7 +63,7 @@ T batch_gather_gradient_cuda(const T& data, const T& indices, const T& grad, int
   auto out3 = out.view({P, M, -1});
   auto g3 = grad.contiguous().view({P, -1, out3.size(2)});
   if (!match_outer) {
-    c10::List<std::optional<T>> idx;
+    c10::List<std::optional<Tensor>> idx;
     idx.push_back(std::nullopt);
     idx.push_back(indices.reshape({-1}).to(at::kLong));
     out3.index_put_(idx, g3, true);
@@ -86,12 +85,12 @@ __global__ void sparse_to_dense_rows(const int64_t* offsets, const index_t* indi
 }
 
 // The validated row offsets, copied to the device.
-T device_offsets(const std::vector<int64_t>& offsets, const T& like) {
+Tensor device_offsets(const std::vector<int64_t>& offsets, const Tensor& like) {
   return at::tensor(offsets, at::TensorOptions().dtype(at::kLong)).to(like.device());
 }
 
-T batch_sparse_to_dense_cuda(const T& lengths, const T& indices, const T& values,
-                             const std::optional<T>& output_shape_inference, int64_t dense_last_dim,
+Tensor batch_sparse_to_dense_cuda(const Tensor& lengths, const Tensor& indices, const Tensor& values,
+                             const std::optional<Tensor>& output_shape_inference, int64_t dense_last_dim,
                              double default_value) {
   constexpr const char* op = "batch_sparse_to_dense";
   auto shape = batch_sparse_to_dense_shape(lengths, indices, values, output_shape_inference, dense_last_dim);
@@ -114,7 +113,7 @@ T batch_sparse_to_dense_cuda(const T& lengths, const T& indices, const T& values
   return dense;
 }
 
-T batch_dense_to_sparse_cuda(const T& lengths, const T& indices, const T& dense) {
+Tensor batch_dense_to_sparse_cuda(const Tensor& lengths, const Tensor& indices, const Tensor& dense) {
   constexpr const char* op = "batch_dense_to_sparse";
   batch_dense_to_sparse_check(lengths, indices, dense);
   const int64_t B = lengths.size(0), D = dense.size(1);
@@ -157,7 +156,7 @@ __global__ void moments_partials(const scalar_t* x, acc_t* partials, int64_t out
   }
 }
 
-std::tuple<T, T> batch_moments_cuda(const T& X, c10::string_view order) {
+std::tuple<Tensor, Tensor> batch_moments_cuda(const Tensor& X, c10::string_view order) {
   auto v = batch_moments_view("batch_moments", X, std::string(order));
   const int64_t outer = v.outer.expect_int(), C = v.channels.expect_int(), inner = v.inner.expect_int();
   auto x = X.contiguous();
@@ -193,7 +192,7 @@ __global__ void moments_gradient_kernel(const scalar_t* dmu, const scalar_t* dva
   }
 }
 
-T batch_moments_gradient_cuda(const T& dmu, const T& dvar, const T& X, c10::string_view order) {
+Tensor batch_moments_gradient_cuda(const Tensor& dmu, const Tensor& dvar, const Tensor& X, c10::string_view order) {
   auto v = batch_moments_view("batch_moments_gradient", X, std::string(order));
   batch_moments_gradient_check(dmu, dvar, X, v);
   const int64_t outer = v.outer.expect_int(), C = v.channels.expect_int(), inner = v.inner.expect_int();
@@ -213,7 +212,7 @@ T batch_moments_gradient_cuda(const T& dmu, const T& dvar, const T& X, c10::stri
   return dX;
 }
 
-T batch_box_cox_cuda(const T& data, const T& lambda1, const T& lambda2, int64_t) {
+Tensor batch_box_cox_cuda(const Tensor& data, const Tensor& lambda1, const Tensor& lambda2, int64_t) {
   batch_box_cox_check(data, lambda1, lambda2);
   if (data.numel() == 0) return at::empty_like(data);
   const int64_t N = data.size(0);
@@ -237,7 +236,7 @@ __global__ void bucketize_kernel(const scalar_t* x, const int64_t* cols, const i
   }
 }
 
-T batch_bucketize_cuda(const T& float_features, const T& indices, const T& boundaries, const T& lengths) {
+Tensor batch_bucketize_cuda(const Tensor& float_features, const Tensor& indices, const Tensor& boundaries, const Tensor& lengths) {
   constexpr const char* op = "batch_bucketize";
   batch_bucketize_shape(float_features, indices, boundaries, lengths);
   const int64_t N = float_features.size(0), D = float_features.size(1), K = indices.numel();
@@ -258,12 +257,12 @@ T batch_bucketize_cuda(const T& float_features, const T& indices, const T& bound
   return out;
 }
 
-T concat_batch_mat_mul_batch_gather_cuda(const T& indices, at::TensorList inputs) {
+Tensor concat_batch_mat_mul_batch_gather_cuda(const Tensor& indices, at::TensorList inputs) {
   concat_batch_mat_mul_batch_gather_shape(indices, inputs);
   const int64_t n = static_cast<int64_t>(inputs.size()), B = inputs[0].size(0);
   check_indices_in_range("concat_batch_mat_mul_batch_gather", "indices", indices, n * n);
   const int64_t E = B == 0 ? 0 : inputs[0].numel() / B;  // reshape({0, -1}) cannot infer E
-  std::vector<T> rows;
+  std::vector<Tensor> rows;
   for (const auto& x : inputs) rows.push_back(x.reshape({B, E}));
   auto C = at::stack(rows, 1);  // [B, n, E]
   return at::bmm(C, C.transpose(1, 2)).reshape({B, n * n}).index_select(1, indices.to(at::kLong));
@@ -271,21 +270,21 @@ T concat_batch_mat_mul_batch_gather_cuda(const T& indices, at::TensorList inputs
 
 // (dS + dS^T) C with dS[b] = sum_j grad[b, j] e_{indices[j]}: dS is one GEMM with a 0/1
 // selection matrix (deterministic, unlike a scatter with atomics), then one bmm.
-std::vector<T> concat_batch_mat_mul_batch_gather_gradient_cuda(const T& indices, at::TensorList inputs,
-                                                               const T& grad) {
+std::vector<Tensor> concat_batch_mat_mul_batch_gather_gradient_cuda(const Tensor& indices, at::TensorList inputs,
+                                                               const Tensor& grad) {
   constexpr const char* op = "concat_batch_mat_mul_batch_gather_gradient";
   concat_batch_mat_mul_batch_gather_gradient_check(indices, inputs, grad);
   const int64_t n = static_cast<int64_t>(inputs.size()), B = inputs[0].size(0), J = indices.numel();
   check_indices_in_range(op, "indices", indices, n * n);
   const int64_t E = B == 0 ? 0 : inputs[0].numel() / B;
-  std::vector<T> rows;
+  std::vector<Tensor> rows;
   for (const auto& x : inputs) rows.push_back(x.reshape({B, E}));
   auto C = at::stack(rows, 1);  // [B, n, E]
   auto select = at::zeros({J, n * n}, grad.options());
   select.scatter_(1, indices.to(at::kLong).reshape({J, 1}), 1.0);
   auto dS = at::matmul(grad, select).reshape({B, n, n});
   auto dC = at::bmm(dS + dS.transpose(1, 2), C);
-  std::vector<T> outs;
+  std::vector<Tensor> outs;
   for (int64_t i = 0; i < n; ++i) outs.push_back(dC.select(1, i).reshape(inputs[i].sizes()).contiguous());
   return outs;
 }
@@ -306,7 +305,7 @@ __global__ void bucket_one_hot_kernel(const scalar_t* x, const int64_t* offsets,
   }
 }
 
-T batch_bucket_one_hot_cuda(const T& data, const T& lengths, const T& boundaries) {
+Tensor batch_bucket_one_hot_cuda(const Tensor& data, const Tensor& lengths, const Tensor& boundaries) {
   constexpr const char* op = "batch_bucket_one_hot";
   auto shape = batch_bucket_one_hot_shape(data, lengths, boundaries);
   auto offs = device_offsets(batch_bucket_one_hot_offsets(lengths, boundaries), data);

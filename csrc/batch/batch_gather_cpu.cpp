@@ -5,10 +5,10 @@
 #include <c10/util/accumulate.h>
 #include <torch/library.h>
 
-#include "common/register.h"
 #include "batch/batch_shapes.h"
 #include "common/block_gather.h"
 #include "common/checks.h"
+#include "common/register.h"
 
 namespace caffe2ops {
 namespace {

@@ -13,11 +13,11 @@
 
 #include <vector>
 
-#include "common/register.h"
 #include "batch/batch_shapes.h"
 #include "common/checks.h"
 #include "common/parallel.h"
-#include "common/vec_math.h"
+#include "common/register.h"
+#include "common/simd.h"
 
 namespace caffe2ops {
 namespace {
@@ -43,17 +43,9 @@ C2_ALWAYS_INLINE void run_moments(const scalar_t* p, int64_t n, double& s, doubl
   }
 }
 
-C2_SIMD_CLONES void run_moments_f32(const float* p, int64_t n, double& s, double& s2) {
-  run_moments<float>(p, n, s, s2);
-}
-
 template <typename scalar_t>
 void run_moments_dispatch(const scalar_t* p, int64_t n, double& s, double& s2) {
-  if constexpr (std::is_same_v<scalar_t, float>) {
-    run_moments_f32(p, n, s, s2);
-  } else {
-    run_moments(p, n, s, s2);
-  }
+  simd_loop<std::is_same_v<scalar_t, float>>([&]() C2_INLINE_LAMBDA { run_moments(p, n, s, s2); });
 }
 
 // Column sums of a [rows, width] block into double accumulators, row blocks of kRun rows.

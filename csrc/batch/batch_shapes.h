@@ -1,8 +1,9 @@
 #pragma once
 // Shape and dtype rules of the batch family, written once on symbolic sizes. The CPU (and
 // CUDA) kernels call them before touching data; the Meta kernels call them alone, so
-// torch.compile(dynamic=True) and torch.export see the same checks and output shapes.
-// Checks that need tensor values (index ranges, length sums) live in the device kernels.
+// torch.compile(dynamic=True) and torch.export see the same checks and output shapes. The
+// rules that need tensor values (index ranges, length sums) are at the end: the device kernels
+// call them, the Meta kernels cannot.
 #include <ATen/core/Tensor.h>
 #include <c10/core/SymInt.h>
 #include <c10/util/DimVector.h>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "common/checks.h"
+#include "common/sizes.h"
 
 namespace caffe2ops {
 

@@ -5,10 +5,10 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
-#include "common/register.h"
 #include "batch/batch_shapes.h"
 #include "common/checks.h"
 #include "common/parallel.h"
+#include "common/register.h"
 
 namespace caffe2ops {
 namespace {
@@ -62,6 +62,7 @@ at::Tensor batch_dense_to_sparse_cpu(const at::Tensor& lengths, const at::Tensor
       const scalar* dp = d.const_data_ptr<scalar>();
       scalar* vp = values.data_ptr<scalar>();
       const int64_t avg = B == 0 ? 1 : std::max<int64_t>(1, idx.numel() / B);
+      // Per index: its own bytes, a value read from a random column, the value written (~16).
       at::parallel_for(0, B, grain_for(avg * 16), [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
           const scalar* row = dp + b * D;

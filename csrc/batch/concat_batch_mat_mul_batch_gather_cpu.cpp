@@ -7,11 +7,11 @@
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
-#include "common/register.h"
 #include "batch/batch_shapes.h"
 #include "common/checks.h"
 #include "common/parallel.h"
-#include "common/vec_math.h"
+#include "common/register.h"
+#include "common/simd.h"
 
 namespace caffe2ops {
 namespace {

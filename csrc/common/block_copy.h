@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "common/parallel.h"
-#include "common/vec_math.h"
+#include "common/simd.h"
 
 namespace caffe2ops {
 

@@ -6,6 +6,8 @@
 
 #include <atomic>
 
+#include "common/parallel.h"
+
 namespace caffe2ops {
 
 void check_dim(const char* op, const char* arg, const at::Tensor& t, int64_t dim) {
@@ -52,7 +54,7 @@ namespace {
 template <typename index_t>
 int64_t first_out_of_range(const index_t* idx, int64_t n, int64_t bound) {
   std::atomic<int64_t> first{n};
-  at::parallel_for(0, n, 1 << 16, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, n, grain_for(sizeof(index_t)), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end && i < first.load(std::memory_order_relaxed); ++i) {
       int64_t v = static_cast<int64_t>(idx[i]);
       if (v < 0 || v >= bound) {
@@ -67,13 +69,13 @@ int64_t first_out_of_range(const index_t* idx, int64_t n, int64_t bound) {
   return f == n ? -1 : f;
 }
 
-}  // namespace
-
 [[noreturn]] void raise_out_of_range(const char* op, const char* arg, int64_t pos, int64_t v,
                                       int64_t bound, const IndexErrorText& text) {
   TORCH_CHECK(false, "caffe2ops::", op, ": ", text ? text(pos, v) + "; " : std::string(), arg,
               " value ", v, " out of range [0, ", bound, ") at position ", pos);
 }
+
+}  // namespace
 
 void check_indices_in_range(const char* op, const char* arg, const at::Tensor& indices,
                             int64_t bound, const IndexErrorText& text) {
@@ -93,44 +95,6 @@ void check_indices_in_range(const char* op, const char* arg, const at::Tensor& i
     int64_t pos = first_out_of_range(p, idx.numel(), bound);
     if (pos >= 0) raise_out_of_range(op, arg, pos, static_cast<int64_t>(p[pos]), bound, text);
   });
-}
-
-std::vector<int64_t> lengths_to_offsets(const char* op, const char* arg, const at::Tensor& lengths) {
-  check_index_dtype(op, arg, lengths);
-  check_dim(op, arg, lengths, 1);
-  // Offsets are needed on the host to plan the work; Caffe2 copied lengths there too.
-  auto len = lengths.to(at::kCPU).contiguous();
-  std::vector<int64_t> offsets(len.numel() + 1, 0);
-  AT_DISPATCH_INDEX_TYPES(len.scalar_type(), "lengths_to_offsets", [&] {
-    const index_t* p = len.const_data_ptr<index_t>();
-    for (int64_t i = 0; i < len.numel(); ++i) {
-      C2_CHECK(p[i] >= 0, op, arg, "[", i, "] = ", static_cast<int64_t>(p[i]), " is negative");
-      offsets[i + 1] = offsets[i] + static_cast<int64_t>(p[i]);
-    }
-  });
-  return offsets;
-}
-
-int64_t canonical_axis(const char* op, int64_t axis, int64_t ndim) {
-  C2_CHECK(axis >= -ndim && axis < ndim, op, "Axis not in input ndim range: axis ", axis,
-           " for rank ", ndim);
-  return axis < 0 ? axis + ndim : axis;
-}
-
-bool order_is_nhwc(const char* op, const std::string& order) {
-  if (order == "NCHW" || order == "nchw") return false;
-  if (order == "NHWC" || order == "nhwc") return true;
-  TORCH_CHECK(false, "caffe2ops::", op, ": Unsupported storage order: ", order);
-}
-
-int64_t order_to_axis(const char* op, const std::string& order) {
-  return order_is_nhwc(op, order) ? 3 : 1;
-}
-
-c10::SymInt sym_prod(c10::SymIntArrayRef sizes, int64_t begin, int64_t end) {
-  c10::SymInt p = 1;
-  for (int64_t i = begin; i < end; ++i) p = p * sizes[i];
-  return p;
 }
 
 }  // namespace caffe2ops

@@ -1,15 +1,12 @@
 #pragma once
-// Argument checks shared by every op. Each message starts with "caffe2ops::<op>: " and names
-// the argument and the offending value, so a failure inside a large ported net points at the
-// call that caused it.
+// Argument checks shared by every op: dtypes, ranks, devices, index ranges. Each message starts
+// with "caffe2ops::<op>: " and names the argument and the offending value, so a failure inside a
+// large ported net points at the call that caused it.
 #include <ATen/core/Tensor.h>
-#include <c10/core/SymInt.h>
 #include <c10/util/Exception.h>
 
 #include <functional>
-#include <optional>
 #include <string>
-#include <vector>
 
 #define C2_CHECK(cond, op, ...) TORCH_CHECK((cond), "caffe2ops::", op, ": ", __VA_ARGS__)
 
@@ -35,23 +32,5 @@ using IndexErrorText = std::function<std::string(int64_t position, int64_t value
 // error names the first offending position and its value; negative values never wrap.
 void check_indices_in_range(const char* op, const char* arg, const at::Tensor& indices,
                             int64_t bound, const IndexErrorText& text = nullptr);
-
-// lengths (int32/int64, 1-D, any device) -> exclusive prefix sums of size B + 1, on the host.
-// Rejects negative lengths, which Caffe2 turned into out-of-bounds writes.
-std::vector<int64_t> lengths_to_offsets(const char* op, const char* arg, const at::Tensor& lengths);
-
-// -n <= axis < n, negative counts from the end (spec 0.7).
-int64_t canonical_axis(const char* op, int64_t axis, int64_t ndim);
-// "NCHW"/"nchw" -> 1, "NHWC"/"nhwc" -> 3 (spec 0.7).
-int64_t order_to_axis(const char* op, const std::string& order);
-// true for NHWC, false for NCHW; anything else raises like order_to_axis.
-bool order_is_nhwc(const char* op, const std::string& order);
-
-c10::SymInt sym_prod(c10::SymIntArrayRef sizes, int64_t begin, int64_t end);
-
-// A schema's `str?` argument as an owned string.
-inline std::optional<std::string> optional_string(const std::optional<c10::string_view>& s) {
-  return s.has_value() ? std::optional<std::string>(std::string(*s)) : std::nullopt;
-}
 
 }  // namespace caffe2ops

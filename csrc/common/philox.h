@@ -6,7 +6,7 @@
 // words so that loops over blocks vectorise.
 #include <cstdint>
 
-#include "common/vec_math.h"
+#include "common/simd.h"
 
 #ifdef __CUDACC__
 #define C2_HOST_DEVICE __host__ __device__

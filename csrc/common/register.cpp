@@ -4,6 +4,7 @@
 
 #include <exception>
 #include <new>
+#include <stdexcept>
 #include <string>
 
 namespace caffe2ops {
@@ -42,9 +43,13 @@ void rethrow_naming_op(const char* op) {
     throw_like(e, prefix + e.msg());
   } catch (const std::bad_alloc& e) {
     throw c10::OutOfMemoryError(here, prefix + "out of memory (" + e.what() + ")");
-  } catch (const std::exception& e) {
+  } catch (const std::length_error& e) {  // a container asked for more than it can hold
+    throw c10::Error(here, prefix + e.what());
+  } catch (const std::out_of_range& e) {
     throw c10::Error(here, prefix + e.what());
   }
+  // Anything else passes unchanged: above all a Python exception raised by a Python kernel we
+  // called (a fake kernel, a torch.compile callback) must reach Python as itself.
 }
 
 }  // namespace caffe2ops

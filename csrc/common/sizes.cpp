@@ -1,5 +1,7 @@
 #include "common/sizes.h"
 
+#include <ATen/Dispatch.h>
+
 #include <limits>
 
 #include "common/checks.h"
@@ -54,6 +56,44 @@ void check_fits_int32(const char* op, const char* arg, int64_t value) {
 void check_output_count(const char* op, const char* arg, int64_t count) {
   C2_CHECK(count >= 1 && count <= kMaxOutputs, op, arg, " = ", count, " outputs; must be in [1, ",
            kMaxOutputs, "]");
+}
+
+std::vector<int64_t> lengths_to_offsets(const char* op, const char* arg, const at::Tensor& lengths) {
+  check_index_dtype(op, arg, lengths);
+  check_dim(op, arg, lengths, 1);
+  // Offsets are needed on the host to plan the work; Caffe2 copied lengths there too.
+  auto len = lengths.to(at::kCPU).contiguous();
+  std::vector<int64_t> offsets(len.numel() + 1, 0);
+  AT_DISPATCH_INDEX_TYPES(len.scalar_type(), "lengths_to_offsets", [&] {
+    const index_t* p = len.const_data_ptr<index_t>();
+    for (int64_t i = 0; i < len.numel(); ++i) {
+      C2_CHECK(p[i] >= 0, op, arg, "[", i, "] = ", static_cast<int64_t>(p[i]), " is negative");
+      offsets[i + 1] = offsets[i] + static_cast<int64_t>(p[i]);
+    }
+  });
+  return offsets;
+}
+
+int64_t canonical_axis(const char* op, int64_t axis, int64_t ndim) {
+  C2_CHECK(axis >= -ndim && axis < ndim, op, "Axis not in input ndim range: axis ", axis,
+           " for rank ", ndim);
+  return axis < 0 ? axis + ndim : axis;
+}
+
+bool order_is_nhwc(const char* op, const std::string& order) {
+  if (order == "NCHW" || order == "nchw") return false;
+  if (order == "NHWC" || order == "nhwc") return true;
+  TORCH_CHECK(false, "caffe2ops::", op, ": Unsupported storage order: ", order);
+}
+
+int64_t order_to_axis(const char* op, const std::string& order) {
+  return order_is_nhwc(op, order) ? 3 : 1;
+}
+
+c10::SymInt sym_prod(c10::SymIntArrayRef sizes, int64_t begin, int64_t end) {
+  c10::SymInt p = 1;
+  for (int64_t i = begin; i < end; ++i) p = p * sizes[i];
+  return p;
 }
 
 }  // namespace caffe2ops

@@ -4,20 +4,11 @@
 // calling them auto-vectorises at any ISA level. libm's logf/expf are function calls that stop
 // vectorisation, and ATen's Vectorized<float> falls back to scalar libm calls outside ATen's
 // own per-ISA builds.
-//
-// C2_SIMD_CLONES compiles a hot loop for AVX2 and for the baseline and picks one at load time.
 #include <cstdint>
 #include <cstring>
 #include <limits>
 
-// Helpers called from such a loop must be C2_ALWAYS_INLINE: GCC does not inline an ordinary
-// function into an AVX2 clone on its own, and the clone would run the baseline code.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define C2_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define C2_SIMD_CLONES
-#endif
-#define C2_ALWAYS_INLINE __attribute__((always_inline)) inline
+#include "common/simd.h"
 
 namespace caffe2ops {
 

@@ -3,9 +3,10 @@
 #include <ATen/ops/tensor.h>
 #include <torch/library.h>
 
-#include "common/register.h"
 #include "common/block_copy.h"
 #include "common/checks.h"
+#include "common/register.h"
+#include "common/schema_args.h"
 #include "concat_split/concat_split_shapes.h"
 
 namespace caffe2ops {

@@ -4,19 +4,20 @@
 // is split_gradient with the resolved piece sizes; unused outputs get zeros.
 #include <torch/library.h>
 
-#include "common/register.h"
 #include "common/autograd.h"
 #include "common/checks.h"
+#include "common/register.h"
+#include "common/schema_args.h"
 #include "concat_split/concat_split_shapes.h"
 
 namespace caffe2ops {
 namespace {
 
-using T = at::Tensor;
+using Tensor = at::Tensor;
 using OptStr = std::optional<c10::string_view>;
-using SplitSig = std::vector<T>(const T&, const std::optional<T>&, at::IntArrayRef,
+using SplitSig = std::vector<Tensor>(const Tensor&, const std::optional<Tensor>&, at::IntArrayRef,
                                 std::optional<int64_t>, OptStr, bool, int64_t);
-using ConcatSig = std::tuple<T, T>(at::TensorList, std::optional<int64_t>, OptStr, bool);
+using ConcatSig = std::tuple<Tensor, Tensor>(at::TensorList, std::optional<int64_t>, OptStr, bool);
 
 const c10::TypedOperatorHandle<ConcatSig>& concat_handle(bool depth) {
   return depth ? C2_OP("depth_concat", ConcatSig) : C2_OP("concat", ConcatSig);
@@ -26,7 +27,7 @@ const c10::TypedOperatorHandle<SplitSig>& split_handle(bool depth) {
 }
 decltype(auto) split_by_lengths_op() {
   return C2_OP("split_by_lengths",
-               std::vector<T>(const T&, const T&, int64_t, std::optional<int64_t>, OptStr, bool));
+               std::vector<Tensor>(const Tensor&, const Tensor&, int64_t, std::optional<int64_t>, OptStr, bool));
 }
 
 class ConcatFn : public torch::autograd::Function<ConcatFn> {
@@ -57,23 +58,23 @@ class ConcatFn : public torch::autograd::Function<ConcatFn> {
 
 // split / depth_split / split_by_lengths share the backward: split_gradient of the pieces.
 variable_list split_backward(AutogradContext* ctx, const variable_list& grads, size_t n_args) {
-  c10::List<std::optional<T>> gl;
+  c10::List<std::optional<Tensor>> gl;
   bool any = false;
   for (const auto& g : grads) {
     any = any || g.defined();
-    gl.push_back(g.defined() ? std::optional<T>(g) : std::nullopt);
+    gl.push_back(g.defined() ? std::optional<Tensor>(g) : std::nullopt);
   }
   if (!any) return variable_list(n_args);  // nothing flows back: an undefined gradient
   auto sizes = ctx->saved_data["sizes"].toSymIntVector();
   auto grad = C2_OP("split_gradient",
-                    T(const c10::List<std::optional<T>>&, c10::SymIntArrayRef, int64_t, bool))
+                    Tensor(const c10::List<std::optional<Tensor>>&, c10::SymIntArrayRef, int64_t, bool))
                   .call(gl, sizes, ctx->saved_data["axis"].toInt(), ctx->saved_data["add_axis"].toBool());
   variable_list out{grad};
   out.resize(n_args);
   return out;
 }
 
-void save_split(AutogradContext* ctx, const std::vector<T>& outs, int64_t axis, bool add_axis) {
+void save_split(AutogradContext* ctx, const std::vector<Tensor>& outs, int64_t axis, bool add_axis) {
   std::vector<c10::SymInt> sizes;
   for (const auto& o : outs) sizes.push_back(add_axis ? c10::SymInt(1) : o.sym_size(axis));
   ctx->saved_data["sizes"] = c10::IValue(c10::SymIntArrayRef(sizes));
@@ -84,70 +85,68 @@ void save_split(AutogradContext* ctx, const std::vector<T>& outs, int64_t axis, 
 
 class SplitFn : public torch::autograd::Function<SplitFn> {
  public:
-  static variable_list forward(AutogradContext* ctx, const T& input, const std::optional<T>& split_tensor,
+  static variable_list forward(AutogradContext* ctx, const Tensor& input, const std::optional<Tensor>& split_tensor,
                                at::IntArrayRef split, std::optional<int64_t> axis, OptStr order,
                                bool add_axis, int64_t num_outputs, bool depth) {
     at::AutoDispatchBelowADInplaceOrView guard;
     const char* op = depth ? "depth_split" : "split";
-    C2_CHECK(input.dim() >= 1, op, "input must have rank >= 1, got a 0-d tensor");
-    const int64_t a = resolve_axis(op, "split", axis, optional_string(order), add_axis, input.dim());
+    const int64_t a = split_axis(op, input, axis, order, add_axis);
     auto outs = split_handle(depth).call(input, split_tensor, split, axis, order, add_axis, num_outputs);
     save_split(ctx, outs, a, add_axis);
     return outs;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    return split_backward(ctx, grads, 8);
+    return split_backward(ctx, grads, 8);  // one per forward argument: input, split_tensor, 6 others
   }
 };
 
 class SplitByLengthsFn : public torch::autograd::Function<SplitByLengthsFn> {
  public:
-  static variable_list forward(AutogradContext* ctx, const T& input, const T& lengths,
+  static variable_list forward(AutogradContext* ctx, const Tensor& input, const Tensor& lengths,
                                int64_t num_outputs, std::optional<int64_t> axis, OptStr order,
                                bool use_scaling_lengths) {
     at::AutoDispatchBelowADInplaceOrView guard;
     constexpr const char* op = "split_by_lengths";
-    C2_CHECK(input.dim() >= 1, op, "input must have rank >= 1, got a 0-d tensor");
-    const int64_t a = resolve_axis(op, "split", axis, optional_string(order), false, input.dim());
+    const int64_t a = split_axis(op, input, axis, order, false);
     auto outs = split_by_lengths_op().call(input, lengths, num_outputs, axis, order, use_scaling_lengths);
     save_split(ctx, outs, a, false);
     return outs;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    return split_backward(ctx, grads, 6);
+    return split_backward(ctx, grads, 6);  // one per forward argument: input, lengths, 4 others
   }
 };
 
-std::tuple<T, T> concat_any(at::TensorList inputs, std::optional<int64_t> axis, OptStr order, bool add_axis,
+std::tuple<Tensor, Tensor> concat_any(at::TensorList inputs, std::optional<int64_t> axis, OptStr order, bool add_axis,
                             bool depth) {
   if (!grad_needed(inputs)) return call_below_autograd(concat_handle(depth), inputs, axis, order, add_axis);
   auto r = ConcatFn::apply(inputs, axis, order, add_axis, depth);
   return {r[0], r[1]};
 }
-std::tuple<T, T> concat_autograd(at::TensorList inputs, std::optional<int64_t> axis, OptStr order, bool add_axis) {
+std::tuple<Tensor, Tensor> concat_autograd(at::TensorList inputs, std::optional<int64_t> axis, OptStr order, bool add_axis) {
   return concat_any(inputs, axis, order, add_axis, false);
 }
-std::tuple<T, T> depth_concat_autograd(at::TensorList inputs, std::optional<int64_t> axis, OptStr order,
+std::tuple<Tensor, Tensor> depth_concat_autograd(at::TensorList inputs, std::optional<int64_t> axis, OptStr order,
                                        bool add_axis) {
   return concat_any(inputs, axis, order, add_axis, true);
 }
-std::vector<T> split_any(const T& input, const std::optional<T>& split_tensor, at::IntArrayRef split,
+std::vector<Tensor> split_any(const Tensor& input, const std::optional<Tensor>& split_tensor, at::IntArrayRef split,
                          std::optional<int64_t> axis, OptStr order, bool add_axis, int64_t num_outputs, bool depth) {
   if (!grad_needed(input)) {
     return call_below_autograd(split_handle(depth), input, split_tensor, split, axis, order, add_axis, num_outputs);
   }
   return SplitFn::apply(input, split_tensor, split, axis, order, add_axis, num_outputs, depth);
 }
-std::vector<T> split_autograd(const T& input, const std::optional<T>& split_tensor, at::IntArrayRef split,
+std::vector<Tensor> split_autograd(const Tensor& input, const std::optional<Tensor>& split_tensor, at::IntArrayRef split,
                               std::optional<int64_t> axis, OptStr order, bool add_axis, int64_t num_outputs) {
   return split_any(input, split_tensor, split, axis, order, add_axis, num_outputs, false);
 }
-std::vector<T> depth_split_autograd(const T& input, const std::optional<T>& split_tensor,
+std::vector<Tensor> depth_split_autograd(const Tensor& input, const std::optional<Tensor>& split_tensor,
                                     at::IntArrayRef split, std::optional<int64_t> axis, OptStr order,
                                     bool add_axis, int64_t num_outputs) {
   return split_any(input, split_tensor, split, axis, order, add_axis, num_outputs, true);
 }
-std::vector<T> split_by_lengths_autograd(const T& input, const T& lengths, int64_t num_outputs,
+std::vector<Tensor> split_by_lengths_autograd(const Tensor& input, const Tensor& lengths, int64_t num_outputs,
                                          std::optional<int64_t> axis, OptStr order, bool use_scaling_lengths) {
   if (!grad_needed(input)) {
     return call_below_autograd(split_by_lengths_op(), input, lengths, num_outputs, axis, order, use_scaling_lengths);

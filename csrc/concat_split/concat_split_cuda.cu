@@ -5,34 +5,35 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
-#include "common/register.h"
 #include "common/checks.h"
+#include "common/register.h"
+#include "common/schema_args.h"
 #include "concat_split/concat_split_shapes.h"
 
 namespace caffe2ops {
 namespace {
 
-using T = at::Tensor;
+using Tensor = at::Tensor;
 using OptStr = std::optional<c10::string_view>;
 
-std::tuple<T, T> concat_cuda_impl(const char* op, at::TensorList inputs, std::optional<int64_t> axis,
+std::tuple<Tensor, Tensor> concat_cuda_impl(const char* op, at::TensorList inputs, std::optional<int64_t> axis,
                                   const OptStr& order, bool add_axis) {
   auto plan = concat_plan(op, inputs, axis, optional_string(order), add_axis);
-  std::vector<T> xs(inputs.begin(), inputs.end());
+  std::vector<Tensor> xs(inputs.begin(), inputs.end());
   auto out = add_axis ? at::stack(xs, plan.axis) : at::cat(xs, plan.axis);
   std::vector<int32_t> info(plan.sizes.begin(), plan.sizes.end());
   return {out.contiguous(), at::tensor(info, at::TensorOptions().dtype(at::kInt))};
 }
 
-std::tuple<T, T> concat_cuda(at::TensorList inputs, std::optional<int64_t> axis, OptStr order, bool add_axis) {
+std::tuple<Tensor, Tensor> concat_cuda(at::TensorList inputs, std::optional<int64_t> axis, OptStr order, bool add_axis) {
   return concat_cuda_impl("concat", inputs, axis, order, add_axis);
 }
-std::tuple<T, T> depth_concat_cuda(at::TensorList inputs, std::optional<int64_t> axis, OptStr order, bool add_axis) {
+std::tuple<Tensor, Tensor> depth_concat_cuda(at::TensorList inputs, std::optional<int64_t> axis, OptStr order, bool add_axis) {
   return concat_cuda_impl("depth_concat", inputs, axis, order, add_axis);
 }
 
-std::vector<T> pieces(const T& input, int64_t axis, const std::vector<int64_t>& sizes, bool add_axis) {
-  std::vector<T> outs;
+std::vector<Tensor> pieces(const Tensor& input, int64_t axis, const std::vector<int64_t>& sizes, bool add_axis) {
+  std::vector<Tensor> outs;
   int64_t start = 0;
   for (size_t i = 0; i < sizes.size(); ++i) {
     auto piece = add_axis ? input.select(axis, static_cast<int64_t>(i)) : input.narrow(axis, start, sizes[i]);
@@ -42,28 +43,26 @@ std::vector<T> pieces(const T& input, int64_t axis, const std::vector<int64_t>& 
   return outs;
 }
 
-std::vector<T> split_cuda_impl(const char* op, const T& input, const std::optional<T>& split_tensor,
+std::vector<Tensor> split_cuda_impl(const char* op, const Tensor& input, const std::optional<Tensor>& split_tensor,
                                at::IntArrayRef split, std::optional<int64_t> axis, const OptStr& order,
                                bool add_axis, int64_t num_outputs) {
-  C2_CHECK(input.dim() >= 1, op, "input must have rank >= 1, got a 0-d tensor");
-  const int64_t a = resolve_axis(op, "split", axis, optional_string(order), add_axis, input.dim());
+  const int64_t a = split_axis(op, input, axis, order, add_axis);
   return pieces(input, a, split_sizes(op, input, split_tensor, split, a, add_axis, num_outputs), add_axis);
 }
 
-std::vector<T> split_cuda(const T& input, const std::optional<T>& split_tensor, at::IntArrayRef split,
+std::vector<Tensor> split_cuda(const Tensor& input, const std::optional<Tensor>& split_tensor, at::IntArrayRef split,
                           std::optional<int64_t> axis, OptStr order, bool add_axis, int64_t num_outputs) {
   return split_cuda_impl("split", input, split_tensor, split, axis, order, add_axis, num_outputs);
 }
-std::vector<T> depth_split_cuda(const T& input, const std::optional<T>& split_tensor, at::IntArrayRef split,
+std::vector<Tensor> depth_split_cuda(const Tensor& input, const std::optional<Tensor>& split_tensor, at::IntArrayRef split,
                                 std::optional<int64_t> axis, OptStr order, bool add_axis, int64_t num_outputs) {
   return split_cuda_impl("depth_split", input, split_tensor, split, axis, order, add_axis, num_outputs);
 }
 
-std::vector<T> split_by_lengths_cuda(const T& input, const T& lengths, int64_t num_outputs,
+std::vector<Tensor> split_by_lengths_cuda(const Tensor& input, const Tensor& lengths, int64_t num_outputs,
                                      std::optional<int64_t> axis, OptStr order, bool use_scaling_lengths) {
   constexpr const char* op = "split_by_lengths";
-  C2_CHECK(input.dim() >= 1, op, "input must have rank >= 1, got a 0-d tensor");
-  const int64_t a = resolve_axis(op, "split", axis, optional_string(order), false, input.dim());
+  const int64_t a = split_axis(op, input, axis, order, false);
   return pieces(input, a, split_by_lengths_sizes(op, input, lengths, num_outputs, a, use_scaling_lengths), false);
 }
 

@@ -3,8 +3,9 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
-#include "common/register.h"
 #include "common/checks.h"
+#include "common/register.h"
+#include "common/schema_args.h"
 #include "concat_split/concat_split_shapes.h"
 
 namespace caffe2ops {
@@ -31,20 +32,7 @@ std::tuple<at::Tensor, at::Tensor> depth_concat_meta(at::TensorList inputs,
   return concat_meta_impl("depth_concat", inputs, axis, order, add_axis);
 }
 
-// Chosen by the dispatcher only when there is no tensor to dispatch on (an empty list) or no
-// kernel for the inputs' device: either way a clear error instead of the dispatcher's.
-std::tuple<at::Tensor, at::Tensor> concat_no_kernel(at::TensorList inputs, std::optional<int64_t>,
-                                                    std::optional<c10::string_view>, bool) {
-  C2_CHECK(!inputs.empty(), "concat", "needs at least one input");
-  TORCH_CHECK(false, "caffe2ops::concat: no kernel for inputs on ", inputs[0].device());
-}
-
 }  // namespace
-
-TORCH_LIBRARY_IMPL(caffe2ops, CompositeExplicitAutograd, m) {
-  C2_IMPL(m, "concat", &concat_no_kernel);
-  C2_IMPL(m, "depth_concat", &concat_no_kernel);
-}
 
 TORCH_LIBRARY_IMPL(caffe2ops, Meta, m) {
   C2_IMPL(m, "concat", &concat_meta);

@@ -3,6 +3,7 @@
 #include <ATen/Dispatch.h>
 
 #include "common/checks.h"
+#include "common/schema_args.h"
 #include "common/sizes.h"
 
 namespace caffe2ops {
@@ -16,6 +17,12 @@ int64_t resolve_axis(const char* op, const char* verb, std::optional<int64_t> ax
   C2_CHECK(!add_axis, op, "add_axis=True needs an explicit axis (Caffe2 ignored add_axis when "
            "the axis came from order)");
   return canonical_axis(op, order_to_axis(op, order.value_or("NCHW")), rank);
+}
+
+int64_t split_axis(const char* op, const at::Tensor& input, std::optional<int64_t> axis,
+                   const std::optional<c10::string_view>& order, bool add_axis) {
+  C2_CHECK(input.dim() >= 1, op, "input must have rank >= 1, got a 0-d tensor");
+  return resolve_axis(op, "split", axis, optional_string(order), add_axis, input.dim());
 }
 
 ConcatPlan concat_plan(const char* op, at::TensorList inputs, std::optional<int64_t> axis,
@@ -71,7 +78,7 @@ std::vector<int64_t> split_sizes(const char* op, const at::Tensor& input,
                                  const std::optional<at::Tensor>& split_tensor,
                                  at::IntArrayRef split, int64_t axis, bool add_axis,
                                  int64_t num_outputs) {
-  const int64_t C = input.size(axis);
+  const int64_t C = input.sym_size(axis).guard_int(__FILE__, __LINE__);
   std::vector<int64_t> sizes;
   if (split_tensor.has_value() && split_tensor->defined()) {
     const auto& st = *split_tensor;
@@ -126,7 +133,7 @@ std::vector<int64_t> split_by_lengths_sizes(const char* op, const at::Tensor& in
   auto len = lengths.to(at::kCPU).to(at::kLong).contiguous();
   const int64_t* lp = len.const_data_ptr<int64_t>();
   const int64_t S = checked_sum(op, "lengths", c10::ArrayRef<int64_t>(lp, m));
-  const int64_t C = input.size(axis);
+  const int64_t C = input.sym_size(axis).guard_int(__FILE__, __LINE__);
   int64_t mult = 1;
   if (use_scaling_lengths) {
     C2_CHECK(C % (S != 0 ? S : 1) == 0, op, "Input channels ", C, " should be divisible by ", S);

@@ -3,6 +3,7 @@
 // CPU kernels, the Meta kernels and the autograd functions.
 #include <ATen/core/Tensor.h>
 #include <c10/util/DimVector.h>
+#include <c10/util/string_view.h>
 
 #include <optional>
 #include <string>
@@ -14,6 +15,10 @@ namespace caffe2ops {
 // `verb` is "concat" or "split" for Caffe2's message; rank is the rank the axis indexes.
 int64_t resolve_axis(const char* op, const char* verb, std::optional<int64_t> axis,
                      const std::optional<std::string>& order, bool add_axis, int64_t rank);
+
+// The canonical axis split / depth_split / split_by_lengths cut `input` along (rank >= 1).
+int64_t split_axis(const char* op, const at::Tensor& input, std::optional<int64_t> axis,
+                   const std::optional<c10::string_view>& order, bool add_axis);
 
 struct ConcatPlan {
   int64_t axis;                 // canonical, in the output's rank

@@ -3,9 +3,10 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
-#include "common/register.h"
 #include "common/block_copy.h"
 #include "common/checks.h"
+#include "common/register.h"
+#include "common/schema_args.h"
 #include "concat_split/concat_split_shapes.h"
 
 namespace caffe2ops {
@@ -50,8 +51,7 @@ std::vector<at::Tensor> split_impl(const char* op, const at::Tensor& input,
                                    at::IntArrayRef split, std::optional<int64_t> axis,
                                    const std::optional<c10::string_view>& order, bool add_axis,
                                    int64_t num_outputs) {
-  C2_CHECK(input.dim() >= 1, op, "input must have rank >= 1, got a 0-d tensor");
-  const int64_t a = resolve_axis(op, "split", axis, optional_string(order), add_axis, input.dim());
+  const int64_t a = split_axis(op, input, axis, order, add_axis);
   auto sizes = split_sizes(op, input, split_tensor, split, a, add_axis, num_outputs);
   return split_copy(op, input, a, sizes, add_axis);
 }
@@ -76,8 +76,7 @@ std::vector<at::Tensor> split_by_lengths_cpu(const at::Tensor& input, const at::
                                              std::optional<c10::string_view> order,
                                              bool use_scaling_lengths) {
   constexpr const char* op = "split_by_lengths";
-  C2_CHECK(input.dim() >= 1, op, "input must have rank >= 1, got a 0-d tensor");
-  const int64_t a = resolve_axis(op, "split", axis, optional_string(order), false, input.dim());
+  const int64_t a = split_axis(op, input, axis, order, false);
   auto sizes = split_by_lengths_sizes(op, input, lengths, num_outputs, a, use_scaling_lengths);
   return split_copy(op, input, a, sizes, false);
 }

@@ -22,11 +22,12 @@
 #include <cmath>
 #include <mutex>
 
-#include "common/register.h"
 #include "common/checks.h"
+#include "common/parallel.h"
 #include "common/philox.h"
-#include "common/vec_math.h"
-#include "dropout/dropout_checks.h"
+#include "common/register.h"
+#include "common/simd.h"
+#include "dropout/dropout_shapes.h"
 
 namespace caffe2ops {
 namespace {
@@ -86,20 +87,11 @@ C2_ALWAYS_INLINE bool apply_mask_loop(const scalar_t* x, const uint16_t* high, u
   return ties != 0;
 }
 
-C2_SIMD_CLONES bool apply_mask_f32(const float* x, const uint16_t* high, uint32_t t_high,
-                                   float scale, float* y, bool* mask, int64_t n) {
-  return apply_mask_loop(x, high, t_high, scale, y, mask, n);
-}
-
 // Returns whether any element tied with the threshold (and was provisionally dropped).
 template <typename scalar_t>
 bool apply_mask(const scalar_t* x, const uint16_t* high, uint32_t t_high, at::opmath_type<scalar_t> scale,
                 scalar_t* y, bool* mask, int64_t n) {
-  if constexpr (std::is_same_v<scalar_t, float>) {
-    return apply_mask_f32(x, high, t_high, scale, y, mask, n);
-  } else {
-    return apply_mask_loop(x, high, t_high, scale, y, mask, n);
-  }
+  return simd_loop<std::is_same_v<scalar_t, float>>([&]() C2_INLINE_LAMBDA { return apply_mask_loop(x, high, t_high, scale, y, mask, n); });
 }
 
 // dX = (dY * mask) * scale in the order native_dropout_backward uses, so the two agree bit for
@@ -113,17 +105,9 @@ C2_ALWAYS_INLINE void masked_scale_loop(const scalar_t* g, const bool* mask, acc
   }
 }
 
-C2_SIMD_CLONES void masked_scale_f32(const float* g, const bool* mask, float scale, float* out, int64_t n) {
-  masked_scale_loop(g, mask, scale, out, n);
-}
-
 template <typename scalar_t>
 void masked_scale(const scalar_t* g, const bool* mask, at::opmath_type<scalar_t> scale, scalar_t* out, int64_t n) {
-  if constexpr (std::is_same_v<scalar_t, float>) {
-    masked_scale_f32(g, mask, scale, out, n);
-  } else {
-    masked_scale_loop(g, mask, scale, out, n);
-  }
+  simd_loop<std::is_same_v<scalar_t, float>>([&]() C2_INLINE_LAMBDA { masked_scale_loop(g, mask, scale, out, n); });
 }
 
 uint64_t draw_seed(const std::optional<at::Generator>& generator) {
@@ -154,7 +138,9 @@ std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio
     scalar_t* yp = Y.data_ptr<scalar_t>();
     bool* mp = mask.data_ptr<bool>();
     const int64_t blocks = (n + kBlock - 1) / kBlock;
-    at::parallel_for(0, blocks, 8, [&](int64_t b0, int64_t b1) {
+    // A block reads X and writes Y and the mask; the Philox draws make it compute-bound, so
+    // the byte count is a lower bound and blocks split finely.
+    at::parallel_for(0, blocks, grain_for(kBlock * (2 * sizeof(scalar_t) + 1)), [&](int64_t b0, int64_t b1) {
       uint16_t high[kBlock];
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t first = b * kBlock, len = std::min(kBlock, n - first);
@@ -185,7 +171,7 @@ at::Tensor dropout_gradient_cpu(const at::Tensor& dY, const std::optional<at::Te
     const scalar_t* gp = dy.const_data_ptr<scalar_t>();
     const bool* mp = m.const_data_ptr<bool>();
     scalar_t* dp = dX.data_ptr<scalar_t>();
-    at::parallel_for(0, dy.numel(), 1 << 15, [&](int64_t i0, int64_t i1) {
+    at::parallel_for(0, dy.numel(), grain_for(2 * sizeof(scalar_t) + 1), [&](int64_t i0, int64_t i1) {
       masked_scale(gp + i0, mp + i0, scale, dp + i0, i1 - i0);
     });
   });

@@ -20,14 +20,13 @@
 #include <cmath>
 #include <mutex>
 
-#include "common/register.h"
 #include "common/checks.h"
 #include "common/cuda_launch.cuh"
 #include "common/philox.h"
-#include "dropout/dropout_checks.h"
+#include "common/register.h"
+#include "dropout/dropout_shapes.h"
 
 #ifdef WITH_CUDNN
-#include "dropout/cudnn_dropout_shapes.h"
 #include <ATen/cudnn/Descriptors.h>
 #include <ATen/cudnn/Handle.h>
 #endif
@@ -35,7 +34,7 @@
 namespace caffe2ops {
 namespace {
 
-using T = at::Tensor;
+using Tensor = at::Tensor;
 
 template <typename scalar_t>
 __global__ void dropout_kernel(const scalar_t* x, scalar_t* y, bool* mask, int64_t n, uint64_t threshold,
@@ -61,7 +60,7 @@ __global__ void dropout_kernel(const scalar_t* x, scalar_t* y, bool* mask, int64
   }
 }
 
-std::tuple<T, T> dropout_cuda(const T& X, double ratio, bool is_test, std::optional<at::Generator> generator) {
+std::tuple<Tensor, Tensor> dropout_cuda(const Tensor& X, double ratio, bool is_test, std::optional<at::Generator> generator) {
   check_dropout_input("dropout", X, ratio);
   if (is_test) return {X.clone(at::MemoryFormat::Contiguous), at::ones(X.sizes(), X.options().dtype(at::kBool))};
   auto x = X.contiguous();
@@ -96,7 +95,7 @@ __global__ void dropout_gradient_kernel(const scalar_t* dy, const bool* mask, sc
   }
 }
 
-T dropout_gradient_cuda(const T& dY, const std::optional<T>& mask, double ratio, bool is_test) {
+Tensor dropout_gradient_cuda(const Tensor& dY, const std::optional<Tensor>& mask, double ratio, bool is_test) {
   check_dropout_gradient(dY, mask, ratio, is_test);
   if (is_test) return dY.clone(at::MemoryFormat::Contiguous);
   auto dy = dY.contiguous();
@@ -149,12 +148,12 @@ int64_t cudnn_dropout_reserve_bytes(at::ScalarType dtype, int64_t numel) {
 namespace {
 
 // The per-device cuDNN dropout state, shared by the forward and backward ops.
-T cudnn_states(cudnnHandle_t handle, const T& like, double ratio, const std::optional<at::Generator>& generator,
+Tensor cudnn_states(cudnnHandle_t handle, const Tensor& like, double ratio, const std::optional<at::Generator>& generator,
                bool reseed) {
   static std::mutex mutex;
-  static std::vector<T> states(c10::cuda::device_count());
+  static std::vector<Tensor> states(c10::cuda::device_count());
   std::lock_guard<std::mutex> lock(mutex);
-  T& state = states.at(like.device().index());
+  Tensor& state = states.at(like.device().index());
   if (!state.defined() || reseed) {
     auto* gen = at::get_generator_or_default<at::CUDAGeneratorImpl>(generator, at::cuda::detail::getDefaultCUDAGenerator());
     uint64_t seed;
@@ -170,7 +169,7 @@ T cudnn_states(cudnnHandle_t handle, const T& like, double ratio, const std::opt
   return state;
 }
 
-std::tuple<T, T> cudnn_dropout_cuda(const T& X, double ratio, bool is_test, std::optional<at::Generator> generator) {
+std::tuple<Tensor, Tensor> cudnn_dropout_cuda(const Tensor& X, double ratio, bool is_test, std::optional<at::Generator> generator) {
   check_cudnn_dropout_input(X, ratio);
   // cuDNN has no descriptor for 0 elements; an empty X has nothing to drop.
   if (is_test || X.numel() == 0) {
@@ -197,7 +196,7 @@ std::tuple<T, T> cudnn_dropout_cuda(const T& X, double ratio, bool is_test, std:
   return {Y, reserve};
 }
 
-T cudnn_dropout_gradient_cuda(const T& dY, const T& reserve_space, double ratio, bool is_test) {
+Tensor cudnn_dropout_gradient_cuda(const Tensor& dY, const Tensor& reserve_space, double ratio, bool is_test) {
   constexpr const char* op = "cudnn_dropout_gradient";
   check_cudnn_dropout_gradient(dY, reserve_space, ratio, is_test);
   // [PORT] Caffe2 crashed in test mode; an empty dY has no descriptor and nothing to scale.

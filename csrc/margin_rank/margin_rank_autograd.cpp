@@ -2,26 +2,26 @@
 // no gradient.
 #include <torch/library.h>
 
-#include "common/register.h"
 #include "common/autograd.h"
+#include "common/register.h"
 
 namespace caffe2ops {
 namespace {
 
-using T = at::Tensor;
+using Tensor = at::Tensor;
 
 decltype(auto) criterion_op() {
-  return C2_OP("margin_ranking_criterion", T(const T&, const T&, const T&, double));
+  return C2_OP("margin_ranking_criterion", Tensor(const Tensor&, const Tensor&, const Tensor&, double));
 }
 
 decltype(auto) criterion_gradient_op() {
   return C2_OP("margin_ranking_criterion_gradient",
-               std::tuple<T, T>(const T&, const T&, const T&, const T&, double));
+               std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&, const Tensor&, double));
 }
 
 class MarginRankingCriterionFn : public torch::autograd::Function<MarginRankingCriterionFn> {
  public:
-  static T forward(AutogradContext* ctx, const T& X1, const T& X2, const T& Y, double margin) {
+  static Tensor forward(AutogradContext* ctx, const Tensor& X1, const Tensor& X2, const Tensor& Y, double margin) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward({X1, X2, Y});
     ctx->saved_data["margin"] = margin;
@@ -30,7 +30,7 @@ class MarginRankingCriterionFn : public torch::autograd::Function<MarginRankingC
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto s = ctx->get_saved_variables();
     auto [d1, d2] = criterion_gradient_op().call(s[0], s[1], s[2], grads[0], ctx->saved_data["margin"].toDouble());
-    return {d1, d2, T(), T()};
+    return {d1, d2, Tensor(), Tensor()};
   }
 };
 
@@ -39,7 +39,7 @@ class MarginRankingCriterionFn : public torch::autograd::Function<MarginRankingC
 // derivative for dLoss is the gradient op's dX1 at gg1 plus its dX2 at gg2.
 class MarginRankingCriterionGradientFn : public torch::autograd::Function<MarginRankingCriterionGradientFn> {
  public:
-  static variable_list forward(AutogradContext* ctx, const T& X1, const T& X2, const T& Y, const T& dLoss,
+  static variable_list forward(AutogradContext* ctx, const Tensor& X1, const Tensor& X2, const Tensor& Y, const Tensor& dLoss,
                                double margin) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward({X1, X2, Y});
@@ -52,7 +52,7 @@ class MarginRankingCriterionGradientFn : public torch::autograd::Function<Margin
     auto s = ctx->get_saved_variables();
     const double margin = ctx->saved_data["margin"].toDouble();
     const auto shape = ctx->saved_data["dloss_shape"].toSymIntVector();
-    T d_loss;
+    Tensor d_loss;
     if (grads[0].defined()) {
       d_loss = std::get<0>(criterion_gradient_op().call(s[0], s[1], s[2], grads[0], margin)).reshape_symint(shape);
     }
@@ -60,18 +60,18 @@ class MarginRankingCriterionGradientFn : public torch::autograd::Function<Margin
       auto t = std::get<1>(criterion_gradient_op().call(s[0], s[1], s[2], grads[1], margin)).reshape_symint(shape);
       d_loss = d_loss.defined() ? d_loss.add(t) : t;
     }
-    return {T(), T(), T(), d_loss, T()};
+    return {Tensor(), Tensor(), Tensor(), d_loss, Tensor()};
   }
 };
 
-std::tuple<T, T> margin_ranking_criterion_gradient_autograd(const T& X1, const T& X2, const T& Y, const T& dLoss,
+std::tuple<Tensor, Tensor> margin_ranking_criterion_gradient_autograd(const Tensor& X1, const Tensor& X2, const Tensor& Y, const Tensor& dLoss,
                                                             double margin) {
   if (!grad_needed(X1, X2, dLoss)) return call_below_autograd(criterion_gradient_op(), X1, X2, Y, dLoss, margin);
   auto out = MarginRankingCriterionGradientFn::apply(X1, X2, Y, dLoss, margin);
   return {out[0], out[1]};
 }
 
-T margin_ranking_criterion_autograd(const T& X1, const T& X2, const T& Y, double margin) {
+Tensor margin_ranking_criterion_autograd(const Tensor& X1, const Tensor& X2, const Tensor& Y, double margin) {
   if (!grad_needed(X1, X2)) return call_below_autograd(criterion_op(), X1, X2, Y, margin);
   return MarginRankingCriterionFn::apply(X1, X2, Y, margin);
 }

@@ -4,14 +4,15 @@
 #include <ATen/Dispatch.h>
 #include <torch/library.h>
 
-#include "common/register.h"
 #include "common/cuda_launch.cuh"
-#include "margin_rank/margin_rank_checks.h"
+#include "common/register.h"
+#include "margin_rank/margin_rank_dispatch.h"
+#include "margin_rank/margin_rank_shapes.h"
 
 namespace caffe2ops {
 namespace {
 
-using T = at::Tensor;
+using Tensor = at::Tensor;
 
 template <typename scalar_t, typename label_t>
 __global__ void loss_kernel(const scalar_t* x1, const scalar_t* x2, const label_t* y, scalar_t margin,
@@ -33,7 +34,7 @@ __global__ void grad_kernel(const scalar_t* x1, const scalar_t* x2, const label_
   }
 }
 
-T margin_ranking_criterion_cuda(const T& X1, const T& X2, const T& Y, double margin) {
+Tensor margin_ranking_criterion_cuda(const Tensor& X1, const Tensor& X2, const Tensor& Y, double margin) {
   check_margin_ranking("margin_ranking_criterion", X1, X2, Y);
   auto x1 = X1.contiguous(), x2 = X2.contiguous(), y = Y.contiguous();
   auto loss = at::empty_like(x1);
@@ -51,7 +52,7 @@ T margin_ranking_criterion_cuda(const T& X1, const T& X2, const T& Y, double mar
   return loss;
 }
 
-std::tuple<T, T> margin_ranking_criterion_gradient_cuda(const T& X1, const T& X2, const T& Y, const T& dLoss,
+std::tuple<Tensor, Tensor> margin_ranking_criterion_gradient_cuda(const Tensor& X1, const Tensor& X2, const Tensor& Y, const Tensor& dLoss,
                                                         double margin) {
   check_margin_ranking_gradient(X1, X2, Y, dLoss);
   auto x1 = X1.contiguous(), x2 = X2.contiguous(), y = Y.contiguous(), g = dLoss.contiguous();

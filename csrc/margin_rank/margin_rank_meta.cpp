@@ -3,20 +3,20 @@
 #include <torch/library.h>
 
 #include "common/register.h"
-#include "margin_rank/margin_rank_checks.h"
+#include "margin_rank/margin_rank_shapes.h"
 
 namespace caffe2ops {
 namespace {
 
-using T = at::Tensor;
+using Tensor = at::Tensor;
 
-T margin_ranking_criterion_meta(const T& X1, const T& X2, const T& Y, double) {
+Tensor margin_ranking_criterion_meta(const Tensor& X1, const Tensor& X2, const Tensor& Y, double) {
   check_margin_ranking("margin_ranking_criterion", X1, X2, Y);
   return at::empty_symint(X1.sym_sizes(), X1.options());
 }
 
-std::tuple<T, T> margin_ranking_criterion_gradient_meta(const T& X1, const T& X2, const T& Y,
-                                                        const T& dLoss, double) {
+std::tuple<Tensor, Tensor> margin_ranking_criterion_gradient_meta(const Tensor& X1, const Tensor& X2, const Tensor& Y,
+                                                        const Tensor& dLoss, double) {
   check_margin_ranking_gradient(X1, X2, Y, dLoss);
   return {at::empty_symint(X1.sym_sizes(), X1.options()), at::empty_symint(X2.sym_sizes(), X2.options())};
 }

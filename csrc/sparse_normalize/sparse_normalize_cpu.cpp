@@ -11,10 +11,10 @@
 #include <cmath>
 #include <vector>
 
-#include "common/register.h"
 #include "common/checks.h"
 #include "common/parallel.h"
-#include "sparse_normalize/sparse_normalize_checks.h"
+#include "common/register.h"
+#include "sparse_normalize/sparse_normalize_driver.h"
 
 namespace caffe2ops {
 namespace {

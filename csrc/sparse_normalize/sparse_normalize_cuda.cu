@@ -4,17 +4,17 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
-#include "common/register.h"
 #include "common/checks.h"
-#include "sparse_normalize/sparse_normalize_checks.h"
+#include "common/register.h"
+#include "sparse_normalize/sparse_normalize_driver.h"
 
 namespace caffe2ops {
 namespace {
 
-using T = at::Tensor;
-using OptT = std::optional<T>;
+using Tensor = at::Tensor;
+using OptT = std::optional<Tensor>;
 
-void normalize_in_place(const char* op, const T& param, const T& indices, bool use_max_norm, double norm) {
+void normalize_in_place(const char* op, const Tensor& param, const Tensor& indices, bool use_max_norm, double norm) {
   const int64_t R = param.size(0);
   check_indices_in_range(op, "indices", indices, R);
   if (indices.numel() == 0 || param.numel() == 0) return;
@@ -27,16 +27,16 @@ void normalize_in_place(const char* op, const T& param, const T& indices, bool u
   param.view({R, -1}).index_copy_(0, rows, (sub * scale).to(param.scalar_type()));
 }
 
-T sparse_normalize_cuda(const T& p, const T& i, const OptT&, bool m, double n) {
+Tensor sparse_normalize_cuda(const Tensor& p, const Tensor& i, const OptT&, bool m, double n) {
   return sparse_normalize_functional("sparse_normalize", normalize_in_place, p, i, m, n, false);
 }
-T& sparse_normalize__cuda(T& p, const T& i, const OptT&, bool m, double n) {
+Tensor& sparse_normalize__cuda(Tensor& p, const Tensor& i, const OptT&, bool m, double n) {
   return sparse_normalize_in_place("sparse_normalize_", normalize_in_place, p, i, m, n, false);
 }
-T float16_sparse_normalize_cuda(const T& p, const T& i, const OptT&, bool m, double n) {
+Tensor float16_sparse_normalize_cuda(const Tensor& p, const Tensor& i, const OptT&, bool m, double n) {
   return sparse_normalize_functional("float16_sparse_normalize", normalize_in_place, p, i, m, n, true);
 }
-T& float16_sparse_normalize__cuda(T& p, const T& i, const OptT&, bool m, double n) {
+Tensor& float16_sparse_normalize__cuda(Tensor& p, const Tensor& i, const OptT&, bool m, double n) {
   return sparse_normalize_in_place("float16_sparse_normalize_", normalize_in_place, p, i, m, n, true);
 }
 

@@ -6,29 +6,29 @@
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <torch/library.h>
 
-#include "common/register.h"
 #include "common/op_handle.h"
+#include "common/register.h"
 
 namespace caffe2ops {
 namespace {
 
 namespace fz = at::functionalization::impl;
-using T = at::Tensor;
-using Sig = T(const T&, const T&, const std::optional<T>&, bool, double);
+using Tensor = at::Tensor;
+using Sig = Tensor(const Tensor&, const Tensor&, const std::optional<Tensor>&, bool, double);
 
-T unwrap(const T& t) {
+Tensor unwrap(const Tensor& t) {
   if (!fz::isFunctionalTensor(t)) return t;
   fz::sync(t);
   return fz::from_functional_tensor(t);
 }
 
-T& functionalize(const c10::TypedOperatorHandle<Sig>& functional, T& param, const T& indices,
-                 const std::optional<T>& grad, bool use_max_norm, double norm) {
+Tensor& functionalize(const c10::TypedOperatorHandle<Sig>& functional, Tensor& param, const Tensor& indices,
+                 const std::optional<Tensor>& grad, bool use_max_norm, double norm) {
   TORCH_CHECK(fz::isFunctionalTensor(param), "caffe2ops: in-place sparse normalize under "
               "functionalization needs a functional param");
-  std::optional<T> grad_;
+  std::optional<Tensor> grad_;
   if (grad.has_value() && grad->defined()) grad_ = unwrap(*grad);
-  T out;
+  Tensor out;
   {
     at::AutoDispatchSkipFunctionalize guard;
     out = functional.call(unwrap(param), unwrap(indices), grad_, use_max_norm, norm);
@@ -39,10 +39,10 @@ T& functionalize(const c10::TypedOperatorHandle<Sig>& functional, T& param, cons
   return param;
 }
 
-T& sparse_normalize__functionalize(T& p, const T& i, const std::optional<T>& g, bool m, double n) {
+Tensor& sparse_normalize__functionalize(Tensor& p, const Tensor& i, const std::optional<Tensor>& g, bool m, double n) {
   return functionalize(C2_OP("sparse_normalize", Sig), p, i, g, m, n);
 }
-T& float16_sparse_normalize__functionalize(T& p, const T& i, const std::optional<T>& g, bool m, double n) {
+Tensor& float16_sparse_normalize__functionalize(Tensor& p, const Tensor& i, const std::optional<Tensor>& g, bool m, double n) {
   return functionalize(C2_OP("float16_sparse_normalize", Sig), p, i, g, m, n);
 }
 

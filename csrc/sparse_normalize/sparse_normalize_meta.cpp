@@ -3,32 +3,36 @@
 #include <torch/library.h>
 
 #include "common/register.h"
-#include "sparse_normalize/sparse_normalize_checks.h"
+#include "sparse_normalize/sparse_normalize_shapes.h"
 
 namespace caffe2ops {
 namespace {
 
-using T = at::Tensor;
-using OptT = std::optional<T>;
+using OptionalTensor = std::optional<at::Tensor>;
 
-T functional_meta(const char* op, const T& param, const T& indices, double norm, bool f16) {
-  check_sparse_normalize(op, param, indices, norm, f16);
+at::Tensor functional_meta(const char* op, const at::Tensor& param, const at::Tensor& indices, double norm,
+                           bool float16_only) {
+  check_sparse_normalize(op, param, indices, norm, float16_only);
   return at::empty_symint(param.sym_sizes(), param.options());
 }
 
-T sparse_normalize_meta(const T& p, const T& i, const OptT&, bool, double norm) {
-  return functional_meta("sparse_normalize", p, i, norm, false);
+at::Tensor sparse_normalize_meta(const at::Tensor& param, const at::Tensor& indices, const OptionalTensor&,
+                                 bool, double norm) {
+  return functional_meta("sparse_normalize", param, indices, norm, false);
 }
-T& sparse_normalize__meta(T& p, const T& i, const OptT&, bool, double norm) {
-  check_sparse_normalize("sparse_normalize_", p, i, norm, false);
-  return p;
+at::Tensor& sparse_normalize__meta(at::Tensor& param, const at::Tensor& indices, const OptionalTensor&, bool,
+                                   double norm) {
+  check_sparse_normalize_in_place("sparse_normalize_", param, indices, norm, false);
+  return param;
 }
-T float16_sparse_normalize_meta(const T& p, const T& i, const OptT&, bool, double norm) {
-  return functional_meta("float16_sparse_normalize", p, i, norm, true);
+at::Tensor float16_sparse_normalize_meta(const at::Tensor& param, const at::Tensor& indices,
+                                         const OptionalTensor&, bool, double norm) {
+  return functional_meta("float16_sparse_normalize", param, indices, norm, true);
 }
-T& float16_sparse_normalize__meta(T& p, const T& i, const OptT&, bool, double norm) {
-  check_sparse_normalize("float16_sparse_normalize_", p, i, norm, true);
-  return p;
+at::Tensor& float16_sparse_normalize__meta(at::Tensor& param, const at::Tensor& indices, const OptionalTensor&,
+                                           bool, double norm) {
+  check_sparse_normalize_in_place("float16_sparse_normalize_", param, indices, norm, true);
+  return param;
 }
 
 }  // namespace

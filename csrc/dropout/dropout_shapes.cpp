@@ -1,4 +1,4 @@
-#include "dropout/dropout_checks.h"
+#include "dropout/dropout_shapes.h"
 
 #include "common/checks.h"
 

@@ -1,15 +1,10 @@
 #pragma once
-// Argument rules of MarginRankingCriterion(Gradient) (spec 6.1): only numel is compared, the
-// outputs take X1's shape; Y is int32/int64 or X1's floating dtype.
+// The dtype dispatch shared by the CPU and CUDA kernels of the margin-rank family: values are
+// X1's floating dtype, labels Y's (int32, int64, or X1's dtype, used as is).
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 
 namespace caffe2ops {
-
-void check_margin_ranking(const char* op, const at::Tensor& X1, const at::Tensor& X2,
-                          const at::Tensor& Y);
-void check_margin_ranking_gradient(const at::Tensor& X1, const at::Tensor& X2, const at::Tensor& Y,
-                                   const at::Tensor& dLoss);
 
 // Calls f(value_t{}, label_t{}) for X1's floating dtype and Y's dtype: int32, int64 or X1's.
 template <typename F>

@@ -1,6 +1,9 @@
 #pragma once
-// Argument rules of Dropout / DropoutGrad (spec 4.1, 4.2), shared by every device's kernels.
+// Argument and shape rules of Dropout / DropoutGrad and their cuDNN variants (spec 4.1-4.3),
+// shared by every device's kernels and the Meta kernels.
 #include <ATen/core/Tensor.h>
+
+#include <cstdint>
 
 #include <optional>
 
@@ -17,6 +20,13 @@ void check_dropout_gradient(const at::Tensor& dY, const std::optional<at::Tensor
 void check_cudnn_dropout_input(const at::Tensor& X, double ratio);
 void check_cudnn_dropout_gradient(const at::Tensor& dY, const at::Tensor& reserve_space, double ratio,
                                   bool is_test);
+
+#ifdef WITH_CUDNN
+// The size of cudnn_dropout's reserve space is cuDNN's own function of the dtype and the element
+// count (cudnnDropoutGetReserveSpaceSize for X described as (numel, 1, 1, 1), numel > 0); the
+// CUDA and Meta kernels both ask cuDNN. Defined beside the cuDNN descriptors in dropout_cuda.cu.
+int64_t cudnn_dropout_reserve_bytes(at::ScalarType dtype, int64_t numel);
+#endif
 
 // The factor a kept element is multiplied by: 1/(1 - ratio) in double, rounded once to the
 // op-math type. Caffe2's CPU kernel and torch.native_dropout multiply by exactly this value; a

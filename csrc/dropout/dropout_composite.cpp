@@ -4,8 +4,8 @@
 #include <ATen/core/Tensor.h>
 #include <torch/library.h>
 
-#include "common/register.h"
 #include "common/checks.h"
+#include "common/register.h"
 
 namespace caffe2ops {
 namespace {

@@ -1,4 +1,4 @@
-#include "margin_rank/margin_rank_checks.h"
+#include "margin_rank/margin_rank_shapes.h"
 
 #include "common/checks.h"
 

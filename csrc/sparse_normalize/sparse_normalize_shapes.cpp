@@ -1,4 +1,4 @@
-#include "sparse_normalize/sparse_normalize_checks.h"
+#include "sparse_normalize/sparse_normalize_shapes.h"
 
 #include <ATen/MemoryOverlap.h>
 
@@ -28,31 +28,13 @@ void check_sparse_normalize(const char* op, const at::Tensor& param, const at::T
            " is not finite in ", in_float ? "float32" : "float64", ", the type param's rows are scaled in");
 }
 
-at::Tensor sparse_normalize_functional(const char* op, NormalizeRowsFn kernel, const at::Tensor& param,
-                                       const at::Tensor& indices, bool use_max_norm, double norm,
-                                       bool float16_only) {
-  check_sparse_normalize(op, param, indices, norm, float16_only);
-  auto out = param.clone(at::MemoryFormat::Contiguous);  // the one copy
-  kernel(op, out, indices, use_max_norm, norm);
-  return out;
-}
-
-at::Tensor& sparse_normalize_in_place(const char* op, NormalizeRowsFn kernel, at::Tensor& param,
-                                      const at::Tensor& indices, bool use_max_norm, double norm,
-                                      bool float16_only) {
+void check_sparse_normalize_in_place(const char* op, const at::Tensor& param, const at::Tensor& indices,
+                                     double norm, bool float16_only) {
   check_sparse_normalize(op, param, indices, norm, float16_only);
   C2_CHECK(at::has_internal_overlap(param) != at::MemOverlap::Yes, op,
            "param has elements that share memory (an expanded or stride-0 tensor), so its rows cannot "
            "be normalised in place; pass a tensor that owns its rows (e.g. param.clone()) or use the "
            "functional variant");
-  if (param.is_contiguous()) {
-    kernel(op, param, indices, use_max_norm, norm);
-  } else {
-    auto tmp = param.contiguous();
-    kernel(op, tmp, indices, use_max_norm, norm);
-    param.copy_(tmp);
-  }
-  return param;
 }
 
 }  // namespace caffe2ops

@@ -1,0 +1,39 @@
+#pragma once
+// C2_SIMD_CLONES compiles a hot loop for AVX-512, AVX2 and the baseline and picks one at load
+// time (GCC function multi-versioning), so one wheel runs fast on every x86-64.
+//
+// Helpers called from such a loop must be C2_ALWAYS_INLINE: GCC does not inline an ordinary
+// function into an AVX2 clone on its own, and the clone would run the baseline code.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define C2_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define C2_SIMD_CLONES
+#endif
+#define C2_ALWAYS_INLINE __attribute__((always_inline)) inline
+// For a lambda run through simd_loop: it must inline into each clone to be compiled for it.
+#define C2_INLINE_LAMBDA __attribute__((always_inline))
+
+#include <type_traits>
+
+namespace caffe2ops {
+
+namespace detail {
+template <typename Loop>
+C2_SIMD_CLONES auto run_cloned(const Loop& loop) -> decltype(loop()) {
+  return loop();
+}
+}  // namespace detail
+
+// The one place a kernel chooses between the clones and a plain call: `loop` (a lambda marked
+// C2_INLINE_LAMBDA) runs through the AVX-512 / AVX2 / baseline clones when `use_clones` (kernels
+// pass "the data is float32", where wider vectors pay), and is called directly otherwise.
+template <bool use_clones, typename Loop>
+C2_ALWAYS_INLINE auto simd_loop(const Loop& loop) -> decltype(loop()) {
+  if constexpr (use_clones) {
+    return detail::run_cloned(loop);
+  } else {
+    return loop();
+  }
+}
+
+}  // namespace caffe2ops
