@@ -104,7 +104,7 @@ if WITH_CUDA and not os.environ.get("TORCH_CUDA_ARCH_LIST"):
 # at::parallel_for is inlined from ATen's headers: with an OpenMP torch it is an `omp parallel`
 # region in our own objects and needs -fopenmp; with any other backend it calls into torch and
 # only our `omp simd` loops need the pragma (-fopenmp-simd, no runtime).
-TORCH_USES_OPENMP = "OpenMP" in torch.__config__.parallel_info()
+TORCH_USES_OPENMP = "ATen parallel backend: OpenMP" in torch.__config__.parallel_info()
 
 
 class BuildExt(BuildExtension.with_options(use_ninja=True)):

@@ -7,7 +7,7 @@
 #   instead (a GPU machine without network, whose image already has one).
 #   CUDA_HOME (default /usr/local/cuda), TORCH_CUDA_ARCH_LIST (default: cmake/cuda_build.txt), MAX_JOBS.
 # Use the build with: cd build/cuda/lib && <python> -m pytest <checkout>/tests (from that folder,
-# so `import torch_caffe2ops` finds it before the checkout's own package).
+# so `import torch_caffe2ops` finds it before the checkout's own package), or PYTHONPATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
@@ -26,4 +26,4 @@ out=build/cuda
 MAX_JOBS=${MAX_JOBS:-$(nproc)} "$py" setup.py --quiet build --build-base "$out" --build-lib "$out/lib" \
   --build-temp "$out/temp"
 here=$PWD
-cd "$out/lib" && "$py" "$here"/scripts/check_cuda_build.py
+cd /tmp && PYTHONPATH="$here/$out/lib${PYTHONPATH:+:$PYTHONPATH}" "$py" "$here"/scripts/check_cuda_build.py

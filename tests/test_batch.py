@@ -931,3 +931,15 @@ def test_inference_calls_skip_autograd_but_keep_values():
     assert torch.equal(plain, with_graph.detach())
     mu, var = C2.batch_moments(data.detach())
     assert mu.grad_fn is None and var.grad_fn is None
+
+
+def test_lengths_whose_sum_wraps_int64_raise():
+    # Each length is >= 0 but the running sum wraps; a wrapped sum equal to numel would pass the
+    # "sum == numel" check and send the kernels out of bounds.
+    big = torch.tensor([2**62] * 4)
+    with pytest.raises(RuntimeError, match="batch_sparse_to_dense: the sum of lengths does not fit int64"):
+        C2.batch_sparse_to_dense(big, torch.zeros(0, dtype=torch.long), torch.zeros(0), None, 3)
+    with pytest.raises(RuntimeError, match="batch_dense_to_sparse: the sum of lengths does not fit int64"):
+        C2.batch_dense_to_sparse(big, torch.zeros(0, dtype=torch.long), torch.zeros(4, 3))
+    with pytest.raises(RuntimeError, match="batch_bucketize: the sum of lengths does not fit int64"):
+        C2.batch_bucketize(torch.zeros(2, 4), torch.tensor([0, 1, 2, 3]), torch.zeros(0), big)

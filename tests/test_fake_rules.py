@@ -14,6 +14,7 @@ BAD = [
     ("split", lambda: (torch.randn(3, 4), None, [1, 2], 1)),
     ("split", lambda: (torch.randn(3, 4), None, [1, -1, 4], 1)),
     ("split", lambda: (torch.randn(3, 4), None, [2**62, 2**62, 2**62, 4], 1)),
+    ("split", lambda: (torch.randn(3, 4), None, [2**63 - 1, 2**63 - 1, -1], 1)),
     ("split", lambda: (torch.randn(3, 4), None, [], 1, None, False, 3)),
     ("split", lambda: (torch.randn(3, 4), None, [], 1, None, False, 0)),
     ("split", lambda: (torch.randn(3, 4), None, [], 1, None, False, 2**20)),

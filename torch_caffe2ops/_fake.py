@@ -75,10 +75,12 @@ def _dynamic_sizes(k: int):
 
 
 def _checked_sum(op: str, arg: str, sizes: Sequence) -> int:
-    for i, s in enumerate(sizes):
+    total = 0
+    for i, s in enumerate(sizes):  # one pass, in the C++ order: sign, then the running total
         _check(s >= 0, op, lambda: f"{arg}[{i}] = {s} is negative")
-    total = sum(sizes)
-    _check(total <= _INT64_MAX, op, lambda: f"the sum of {arg} [{', '.join(str(s) for s in sizes)}] does not fit int64")
+        total += s
+        _check(total <= _INT64_MAX, op,
+               lambda: f"the sum of {arg} [{', '.join(str(v) for v in sizes)}] does not fit int64")
     return total
 
 

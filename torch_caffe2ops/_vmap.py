@@ -55,7 +55,11 @@ def _per_sample(name: str):
         results = [op(*_sample(list(args), list(in_dims), b)) for b in range(info.batch_size)]
         if not results:
             raise RuntimeError(f"caffe2ops::{name}: vmap over a batch of size 0 is not supported")
-        return _stack(results)
+        try:
+            return _stack(results)
+        except (RuntimeError, IndexError) as e:  # e.g. split sizes that differ per sample
+            raise RuntimeError(f"caffe2ops::{name}: vmap: the samples' outputs differ in shape or number, "
+                               f"so they cannot be batched ({e})") from e
 
     return rule
 
@@ -85,8 +89,8 @@ def _dropout_rule(name: str):
     def rule(info, in_dims, X, ratio=0.5, is_test=False, generator=None):
         B = info.batch_size
         x = _move(X, in_dims[0], B)
-        if is_test:
-            Y, mask = op(x, ratio, True, generator)
+        if is_test or ratio == 0:  # nothing random happens (as F.dropout with p = 0)
+            Y, mask = op(x.contiguous(), ratio, is_test, generator)
             return (Y, mask), (0, 0)
         if info.randomness == "error":
             raise _randomness_error(name)

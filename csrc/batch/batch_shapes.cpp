@@ -196,8 +196,7 @@ SymShape batch_bucketize_shape(const at::Tensor& float_features, const at::Tenso
 }
 
 SymShape concat_batch_mat_mul_batch_gather_shape(const at::Tensor& indices,
-                                                 at::TensorList inputs) {
-  constexpr const char* op = "concat_batch_mat_mul_batch_gather";
+                                                 at::TensorList inputs, const char* op) {
   check_dim(op, "indices", indices, 1);
   check_index_dtype(op, "indices", indices);
   C2_CHECK(!inputs.empty(), op, "needs at least one data input");
@@ -220,7 +219,7 @@ SymShape concat_batch_mat_mul_batch_gather_shape(const at::Tensor& indices,
 void concat_batch_mat_mul_batch_gather_gradient_check(const at::Tensor& indices, at::TensorList inputs,
                                                       const at::Tensor& grad) {
   constexpr const char* op = "concat_batch_mat_mul_batch_gather_gradient";
-  auto shape = concat_batch_mat_mul_batch_gather_shape(indices, inputs);
+  auto shape = concat_batch_mat_mul_batch_gather_shape(indices, inputs, op);
   check_same_dtype(op, "inputs[0]", inputs[0], "grad", grad);
   check_same_device(op, "inputs[0]", inputs[0], "grad", grad);
   C2_CHECK(grad.sym_sizes() == c10::SymIntArrayRef(shape), op, "grad must have the output's shape ",

@@ -47,7 +47,8 @@ void batch_box_cox_check(const at::Tensor& data, const at::Tensor& lambda1,
 SymShape batch_bucketize_shape(const at::Tensor& float_features, const at::Tensor& indices,
                                const at::Tensor& boundaries, const at::Tensor& lengths);
 SymShape concat_batch_mat_mul_batch_gather_shape(const at::Tensor& indices,
-                                                 at::TensorList inputs);
+                                                 at::TensorList inputs,
+                                                 const char* op = "concat_batch_mat_mul_batch_gather");
 // The forward's rules, and grad of the forward output's shape, dtype and device.
 void concat_batch_mat_mul_batch_gather_gradient_check(const at::Tensor& indices, at::TensorList inputs,
                                                       const at::Tensor& grad);

@@ -4,8 +4,9 @@
 // The op's own checks raise "caffe2ops::<op>: ..." messages. Anything that fails below them (an
 // ATen call, the allocator, a std::vector size) would reach the user without the op's name; the
 // wrapper re-raises such an error with "caffe2ops::<op>: " in front, keeping its Python
-// exception type (IndexError, MemoryError via OutOfMemoryError, ...). On the normal path it adds
-// nothing: the try block is free until something throws.
+// exception type (IndexError, ValueError, torch.OutOfMemoryError, torch.AcceleratorError ...;
+// std::bad_alloc becomes torch.OutOfMemoryError). Python exceptions from Python kernels pass
+// unchanged. On the normal path it adds nothing: the try block is free until something throws.
 #include <torch/library.h>
 
 #include <cstddef>

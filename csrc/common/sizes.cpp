@@ -27,7 +27,9 @@ void check_fits(const char* op, const char* arg, Dims shape, int64_t element_siz
     const std::optional<int64_t> d = as_int(shape[i]);
     if (!d.has_value()) continue;
     C2_CHECK(*d >= 0, op, arg, ": dimension ", i, " is negative (", *d, ") in shape ", shape);
-    if (*d == 0) return;  // an empty tensor has no size to overflow
+  }
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (as_int(shape[i]) == std::optional<int64_t>(0)) return;  // an empty tensor has no size to overflow
   }
   for (size_t i = 0; i < shape.size(); ++i) {
     const std::optional<int64_t> d = as_int(shape[i]);
@@ -68,7 +70,10 @@ std::vector<int64_t> lengths_to_offsets(const char* op, const char* arg, const a
     const index_t* p = len.const_data_ptr<index_t>();
     for (int64_t i = 0; i < len.numel(); ++i) {
       C2_CHECK(p[i] >= 0, op, arg, "[", i, "] = ", static_cast<int64_t>(p[i]), " is negative");
-      offsets[i + 1] = offsets[i] + static_cast<int64_t>(p[i]);
+      // A wrapped running sum could pass the callers' "sum == numel" check and send the kernels
+      // out of bounds: it must raise.
+      C2_CHECK(!__builtin_add_overflow(offsets[i], static_cast<int64_t>(p[i]), &offsets[i + 1]), op,
+               "the sum of ", arg, " does not fit int64 (at ", arg, "[", i, "])");
     }
   });
   return offsets;
