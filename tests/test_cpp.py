@@ -71,3 +71,51 @@ def test_cpp_example_matches_python(run_model_binary, tmp_path):
         torch.testing.assert_close(got[f"output{i}"], o.detach())
     for name, x in (("grad_X", X), ("grad_A", A), ("grad_B", B)):
         torch.testing.assert_close(got[name], x.grad)
+
+
+NET = """
+name: "cpp_net"
+op { input: "X" input: "indices" output: "P" type: "BatchPermutation" }
+op { input: "P" output: "R" type: "Relu" }
+op { input: "R" input: "w" output: "Rw" type: "Mul" arg { name: "broadcast" i: 1 } }
+op { input: "A" input: "B" output: "M" type: "BatchMatMul" arg { name: "trans_b" i: 1 } }
+op { input: "M" output: "S" type: "Sigmoid" }
+external_input: "X" external_input: "indices" external_input: "A" external_input: "B" external_input: "w"
+external_output: "Rw" external_output: "S"
+"""
+INIT = """
+op { output: "w" type: "GivenTensorDoubleFill"
+     arg { name: "shape" ints: 2 } arg { name: "values" floats: 0.5 floats: -1.5 } }
+"""
+
+
+def test_cpp_example_runs_an_imported_caffe2_net(run_model_binary, tmp_path):
+    """A NetDef imported with torch_caffe2ops.caffe2, scripted, saved, and run from libtorch."""
+    pytest.importorskip("google.protobuf")
+    from typing import List
+
+    from torch_caffe2ops.caffe2 import load_net
+
+    class ListOut(torch.nn.Module):  # the C++ example reads a list of outputs
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, X, indices, A, B) -> List[torch.Tensor]:
+            y, s = self.net(X, indices, A, B)
+            return [y, s]
+
+    model = ListOut(load_net(NET, INIT))
+    path = str(tmp_path / "imported.pt")
+    torch.jit.script(model).save(path)
+    got = _parse(_run([run_model_binary, path]))
+
+    X, indices, A, B = cpp_model.inputs()
+    X.requires_grad_(True), A.requires_grad_(True), B.requires_grad_(True)
+    outs = model(X, indices, A, B)
+    loss = sum((o * torch.linspace(0.5, 1.5, o.numel(), dtype=torch.float64).reshape(o.shape)).sum() for o in outs)
+    loss.backward()
+    for i, o in enumerate(outs):
+        torch.testing.assert_close(got[f"output{i}"], o.detach())
+    for name, x in (("grad_X", X), ("grad_A", A), ("grad_B", B)):
+        torch.testing.assert_close(got[name], x.grad)

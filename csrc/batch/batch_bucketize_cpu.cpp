@@ -16,14 +16,14 @@ namespace {
 at::Tensor batch_bucketize_cpu(const at::Tensor& float_features, const at::Tensor& indices,
                                const at::Tensor& boundaries, const at::Tensor& lengths) {
   constexpr const char* op = "batch_bucketize";
-  batch_bucketize_shape(float_features, indices, boundaries, lengths);
+  auto shape = batch_bucketize_shape(float_features, indices, boundaries, lengths);
   const int64_t N = float_features.size(0), D = float_features.size(1), K = indices.numel();
   auto offsets = batch_bucketize_offsets(float_features, indices, boundaries, lengths);
   const auto compare = bucket_compare_dtype(float_features, boundaries);
   auto x = float_features.to(compare).contiguous();
   auto b = boundaries.to(compare).contiguous();
   auto cols = indices.to(at::kLong).contiguous();
-  auto out = at::empty({N, K}, x.options().dtype(at::kInt));
+  auto out = at::empty(c10::asIntArrayRefUnchecked(shape), x.options().dtype(at::kInt));
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), op, [&] {
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* bp = b.const_data_ptr<scalar_t>();

@@ -238,10 +238,10 @@ __global__ void bucketize_kernel(const scalar_t* x, const int64_t* cols, const i
 
 Tensor batch_bucketize_cuda(const Tensor& float_features, const Tensor& indices, const Tensor& boundaries, const Tensor& lengths) {
   constexpr const char* op = "batch_bucketize";
-  batch_bucketize_shape(float_features, indices, boundaries, lengths);
+  auto shape = batch_bucketize_shape(float_features, indices, boundaries, lengths);
   const int64_t N = float_features.size(0), D = float_features.size(1), K = indices.numel();
   auto offs = device_offsets(batch_bucketize_offsets(float_features, indices, boundaries, lengths), float_features);
-  auto out = at::empty({N, K}, float_features.options().dtype(at::kInt));
+  auto out = at::empty(c10::asIntArrayRefUnchecked(shape), float_features.options().dtype(at::kInt));
   if (N * K == 0) return out;
   const auto compare = bucket_compare_dtype(float_features, boundaries);
   auto x = float_features.to(compare).contiguous();

@@ -12,12 +12,12 @@ namespace caffe2ops {
 namespace {
 
 at::Tensor batch_permutation_cpu(const at::Tensor& X, const at::Tensor& indices) {
-  batch_permutation_shape(X, indices);
+  auto shape = batch_permutation_shape(X, indices);
   const int64_t N = X.size(0);
   check_indices_in_range("batch_permutation", "indices", indices, N);
   auto x = X.contiguous();
   auto idx = indices.contiguous();
-  auto Y = at::empty(x.sizes(), x.options());
+  auto Y = at::empty(c10::asIntArrayRefUnchecked(shape), x.options());
   const int64_t block_bytes = N == 0 ? 0 : x.numel() / N * x.element_size();
   AT_DISPATCH_INDEX_TYPES(idx.scalar_type(), "batch_permutation", [&] {
     gather_blocks(Y.data_ptr(), x.const_data_ptr(), idx.const_data_ptr<index_t>(), 1, N, N,

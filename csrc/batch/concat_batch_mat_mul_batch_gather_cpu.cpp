@@ -19,7 +19,7 @@ namespace {
 at::Tensor concat_batch_mat_mul_batch_gather_cpu(const at::Tensor& indices,
                                                  at::TensorList inputs) {
   constexpr const char* op = "concat_batch_mat_mul_batch_gather";
-  concat_batch_mat_mul_batch_gather_shape(indices, inputs);
+  auto shape = concat_batch_mat_mul_batch_gather_shape(indices, inputs);
   const int64_t n = static_cast<int64_t>(inputs.size());
   check_indices_in_range(op, "indices", indices, n * n);
   const int64_t B = inputs[0].size(0), J = indices.numel();
@@ -28,7 +28,7 @@ at::Tensor concat_batch_mat_mul_batch_gather_cpu(const at::Tensor& indices,
   xs.reserve(n);
   for (const auto& x : inputs) xs.push_back(x.contiguous());
   auto pairs = indices.to(at::kLong).contiguous();
-  auto out = at::empty({B, J}, xs[0].options());
+  auto out = at::empty(c10::asIntArrayRefUnchecked(shape), xs[0].options());
   AT_DISPATCH_FLOATING_TYPES(xs[0].scalar_type(), op, [&] {
     std::vector<const scalar_t*> ptr(n);
     for (int64_t i = 0; i < n; ++i) ptr[i] = xs[i].const_data_ptr<scalar_t>();
