@@ -1,6 +1,7 @@
 """Build torch_caffe2ops as one extension against the torch that is already installed.
 
-Install with ``pip install --no-build-isolation .`` so the build links the torch you will run with.
+Install with ``pip install --no-build-isolation .`` (or ``-e .``, as scripts/setup.sh does) so the
+build links the torch you will run with.
 
 Switches (environment variables):
   FORCE_CUDA=1       build the .cu sources even without a visible GPU (CUDA torch and nvcc needed)
@@ -108,6 +109,14 @@ TORCH_USES_OPENMP = "ATen parallel backend: OpenMP" in torch.__config__.parallel
 
 
 class BuildExt(BuildExtension.with_options(use_ninja=True)):
+    def finalize_options(self):
+        super().finalize_options()
+        # `pip install -e .` builds in a fresh temporary folder each time, which would recompile
+        # every source; keep the editable build's objects (and ninja's log) under build/ so a
+        # re-install recompiles only what changed. Builds that name --build-temp keep theirs.
+        if self.editable_mode:
+            self.build_temp = os.path.join(ROOT, "build", "editable")
+
     def run(self):
         super().run()
         for ext in self.extensions:

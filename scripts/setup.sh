@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Creates .venv (if missing) with the pinned torch and the dev tools, then builds
-# torch_caffe2ops in place and puts the checkout on the venv's path. Re-running it only
-# recompiles what changed (ninja keeps its objects under build/).
+# Creates .venv (if missing) with the pinned torch and the dev tools, then installs this
+# checkout into it with `pip install --no-build-isolation -e .` (editable: Python changes need no
+# reinstall). Re-running it only recompiles what changed: setup.py keeps the editable build's
+# objects under build/editable for ninja.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -20,6 +21,7 @@ show_progress() {
   local line word src
   local -a words
   while IFS= read -r line; do
+    line="${line#"${line%%[![:space:]]*}"}"  # pip -v indents the build's output
     case "$line" in
       "["[0-9]*/[0-9]*"] "*)
         read -r -a words <<< "$line"
@@ -34,8 +36,10 @@ show_progress() {
 }
 echo "== building torch_caffe2ops (a first build takes several minutes; full log: build/build.log)"
 set +e
-MAX_JOBS=${MAX_JOBS:-$(nproc)} PYTHONUNBUFFERED=1 .venv/bin/python setup.py build_ext --inplace 2>&1 \
-  | tee build/build.log | show_progress
+# -v: pip passes the build's output through (ninja's [n/N] lines); --no-deps: torch and the rest
+# come from requirements-dev.txt above.
+MAX_JOBS=${MAX_JOBS:-$(nproc)} PYTHONUNBUFFERED=1 .venv/bin/python -m pip install -v --no-build-isolation \
+  --no-deps --disable-pip-version-check -e . 2>&1 | tee build/build.log | show_progress
 status=${PIPESTATUS[0]}
 set -e
 if [ "$status" -ne 0 ]; then
@@ -44,6 +48,6 @@ if [ "$status" -ne 0 ]; then
   echo "build FAILED (full log: build/build.log)"
   exit 1
 fi
-site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-pwd > "$site/torch_caffe2ops-checkout.pth"
-.venv/bin/python -c 'import torch_caffe2ops as m; print("torch_caffe2ops", m.__version__, "built against torch", m.TORCH_VERSION)'
+# Imported from outside the checkout: the editable install, not the current folder, finds it.
+venv_python=$PWD/.venv/bin/python
+(cd / && "$venv_python" -c 'import torch_caffe2ops as m; print("torch_caffe2ops", m.__version__, "built against torch", m.TORCH_VERSION)')

@@ -377,3 +377,22 @@ def test_torch_compile_data_dependent_split():
         lt = torch.tensor(l, dtype=torch.int32)
         for got, exp in zip(f(torch.randn(3, 5), lt), [p.sum(1) for p in C2.split_by_lengths(torch.randn(3, 5), lt, 2, axis=1)]):
             assert got.shape == exp.shape
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+@pytest.mark.parametrize("meta", [False, True])
+@pytest.mark.parametrize("name", ["concat", "depth_concat", "split", "depth_split"])
+def test_shared_kernel_names_the_op_called(name, meta, requires_grad, device):
+    # concat and depth_concat (split and depth_split) share one kernel per dispatch key, which
+    # the registration hands the name it was registered under: an error names the op called.
+    device = "meta" if meta else device
+    x = torch.randn(2, 3, device=device, requires_grad=requires_grad)
+    op = getattr(torch.ops.caffe2ops, name)
+    with pytest.raises(RuntimeError, match=rf"^caffe2ops::{name}: "):
+        if name.endswith("concat"):
+            op([x, torch.randn(3, 3, device=device)], 1)  # dim 0 differs
+        else:
+            op(x, None, [1, 1], 1)  # the sizes add up to 2, not 3
+    if name.endswith("concat"):  # no tensor to dispatch on: the composite fallback's error
+        with pytest.raises(RuntimeError, match=rf"^caffe2ops::{name}: needs at least one input"):
+            op([])

@@ -7,27 +7,31 @@
 
 namespace caffe2ops {
 
-SymShape batch_permutation_shape(const at::Tensor& X, const at::Tensor& indices) {
-  constexpr const char* op = "batch_permutation";
-  check_min_dim(op, "X", X, 1);
+namespace {
+
+// batch_permutation and its gradient: `data` (X or dY) is permuted along dim 0 by 1-d indices
+// with one entry per row.
+void check_permutation(const char* op, const char* data_name, const at::Tensor& data,
+                       const at::Tensor& indices) {
+  check_min_dim(op, data_name, data, 1);
   check_dim(op, "indices (indices must be 1-d)", indices, 1);
   check_index_dtype(op, "indices", indices);
-  check_same_device(op, "X", X, "indices", indices);
-  C2_CHECK(X.sym_size(0) == indices.sym_size(0), op,
-           "X.dim32(0) must be equal to indices.dim32(0)(", X.sym_size(0), " vs. ",
+  check_same_device(op, data_name, data, "indices", indices);
+  C2_CHECK(data.sym_size(0) == indices.sym_size(0), op, data_name,
+           ".dim32(0) must be equal to indices.dim32(0)(", data.sym_size(0), " vs. ",
            indices.sym_size(0), ")");
+}
+
+}  // namespace
+
+SymShape batch_permutation_shape(const at::Tensor& X, const at::Tensor& indices) {
+  check_permutation("batch_permutation", "X", X, indices);
   return SymShape(X.sym_sizes().begin(), X.sym_sizes().end());
 }
 
 void batch_permutation_gradient_check(const at::Tensor& indices, const at::Tensor& dY) {
-  constexpr const char* op = "batch_permutation_gradient";
-  check_min_dim(op, "dY", dY, 1);
-  check_dim(op, "indices", indices, 1);
-  check_index_dtype(op, "indices", indices);
-  check_same_device(op, "dY", dY, "indices", indices);
-  check_floating(op, "dY", dY);
-  C2_CHECK(indices.sym_size(0) == dY.sym_size(0), op, "indices has ", indices.sym_size(0),
-           " entries but dY.size(0) is ", dY.sym_size(0));
+  check_permutation("batch_permutation_gradient", "dY", dY, indices);
+  check_floating("batch_permutation_gradient", "dY", dY);
 }
 
 SymShape batch_gather_shape(const at::Tensor& data, const at::Tensor& indices, bool match_outer) {

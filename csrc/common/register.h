@@ -44,6 +44,22 @@ struct Named<Ret (*)(Args...)> {
   }
 };
 
+// A kernel that serves several ops (concat and depth_concat, split and depth_split) takes
+// `const char* op` first: the registration passes the op's name, so one function registered
+// under each name raises errors naming the op that was called. No schema argument is a
+// const char*, so this form cannot be confused with a kernel's own first argument.
+template <typename Ret, typename... Args>
+struct Named<Ret (*)(const char*, Args...)> {
+  template <OpName Name, Ret (*Kernel)(const char*, Args...)>
+  static Ret call(Args... args) {
+    try {
+      return Kernel(Name.value, std::forward<Args>(args)...);
+    } catch (...) {
+      rethrow_naming_op(Name.value);
+    }
+  }
+};
+
 }  // namespace caffe2ops
 
 #define C2_IMPL(m, name, kernel) \

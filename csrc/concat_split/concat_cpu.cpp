@@ -12,10 +12,10 @@
 namespace caffe2ops {
 namespace {
 
-std::tuple<at::Tensor, at::Tensor> concat_impl(const char* op, at::TensorList inputs,
-                                               std::optional<int64_t> axis,
-                                               const std::optional<c10::string_view>& order,
-                                               bool add_axis) {
+// Registered as concat and as depth_concat; `op` is the name it was called by.
+std::tuple<at::Tensor, at::Tensor> concat_cpu(const char* op, at::TensorList inputs,
+                                              std::optional<int64_t> axis,
+                                              std::optional<c10::string_view> order, bool add_axis) {
   auto plan = concat_plan(op, inputs, axis, optional_string(order), add_axis);
   auto out = at::empty(c10::asIntArrayRefUnchecked(plan.out_shape), inputs[0].options());
   std::vector<at::Tensor> xs;
@@ -43,23 +43,11 @@ std::tuple<at::Tensor, at::Tensor> concat_impl(const char* op, at::TensorList in
   return {out, split_info};
 }
 
-std::tuple<at::Tensor, at::Tensor> concat_cpu(at::TensorList inputs, std::optional<int64_t> axis,
-                                              std::optional<c10::string_view> order, bool add_axis) {
-  return concat_impl("concat", inputs, axis, order, add_axis);
-}
-
-std::tuple<at::Tensor, at::Tensor> depth_concat_cpu(at::TensorList inputs,
-                                                    std::optional<int64_t> axis,
-                                                    std::optional<c10::string_view> order,
-                                                    bool add_axis) {
-  return concat_impl("depth_concat", inputs, axis, order, add_axis);
-}
-
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CPU, m) {
   C2_IMPL(m, "concat", &concat_cpu);
-  C2_IMPL(m, "depth_concat", &depth_concat_cpu);
+  C2_IMPL(m, "depth_concat", &concat_cpu);
 }
 
 }  // namespace caffe2ops

@@ -4,6 +4,8 @@
 // is split_gradient with the resolved piece sizes; unused outputs get zeros.
 #include <torch/library.h>
 
+#include <string_view>
+
 #include "common/autograd.h"
 #include "common/checks.h"
 #include "common/register.h"
@@ -117,34 +119,25 @@ class SplitByLengthsFn : public torch::autograd::Function<SplitByLengthsFn> {
   }
 };
 
-std::tuple<Tensor, Tensor> concat_any(at::TensorList inputs, std::optional<int64_t> axis, OptStr order, bool add_axis,
-                            bool depth) {
+// concat_autograd and split_autograd are registered under both names of their pair (concat and
+// depth_concat, split and depth_split); `op` is the name they were called by.
+bool is_depth(const char* op) { return std::string_view(op).starts_with("depth_"); }
+
+std::tuple<Tensor, Tensor> concat_autograd(const char* op, at::TensorList inputs, std::optional<int64_t> axis,
+                                           OptStr order, bool add_axis) {
+  const bool depth = is_depth(op);
   if (!grad_needed(inputs)) return call_below_autograd(concat_handle(depth), inputs, axis, order, add_axis);
   auto r = ConcatFn::apply(inputs, axis, order, add_axis, depth);
   return {r[0], r[1]};
 }
-std::tuple<Tensor, Tensor> concat_autograd(at::TensorList inputs, std::optional<int64_t> axis, OptStr order, bool add_axis) {
-  return concat_any(inputs, axis, order, add_axis, false);
-}
-std::tuple<Tensor, Tensor> depth_concat_autograd(at::TensorList inputs, std::optional<int64_t> axis, OptStr order,
-                                       bool add_axis) {
-  return concat_any(inputs, axis, order, add_axis, true);
-}
-std::vector<Tensor> split_any(const Tensor& input, const std::optional<Tensor>& split_tensor, at::IntArrayRef split,
-                         std::optional<int64_t> axis, OptStr order, bool add_axis, int64_t num_outputs, bool depth) {
+std::vector<Tensor> split_autograd(const char* op, const Tensor& input, const std::optional<Tensor>& split_tensor,
+                                   at::IntArrayRef split, std::optional<int64_t> axis, OptStr order, bool add_axis,
+                                   int64_t num_outputs) {
+  const bool depth = is_depth(op);
   if (!grad_needed(input)) {
     return call_below_autograd(split_handle(depth), input, split_tensor, split, axis, order, add_axis, num_outputs);
   }
   return SplitFn::apply(input, split_tensor, split, axis, order, add_axis, num_outputs, depth);
-}
-std::vector<Tensor> split_autograd(const Tensor& input, const std::optional<Tensor>& split_tensor, at::IntArrayRef split,
-                              std::optional<int64_t> axis, OptStr order, bool add_axis, int64_t num_outputs) {
-  return split_any(input, split_tensor, split, axis, order, add_axis, num_outputs, false);
-}
-std::vector<Tensor> depth_split_autograd(const Tensor& input, const std::optional<Tensor>& split_tensor,
-                                    at::IntArrayRef split, std::optional<int64_t> axis, OptStr order,
-                                    bool add_axis, int64_t num_outputs) {
-  return split_any(input, split_tensor, split, axis, order, add_axis, num_outputs, true);
 }
 std::vector<Tensor> split_by_lengths_autograd(const Tensor& input, const Tensor& lengths, int64_t num_outputs,
                                          std::optional<int64_t> axis, OptStr order, bool use_scaling_lengths) {
@@ -158,9 +151,9 @@ std::vector<Tensor> split_by_lengths_autograd(const Tensor& input, const Tensor&
 
 TORCH_LIBRARY_IMPL(caffe2ops, Autograd, m) {
   C2_IMPL(m, "concat", &concat_autograd);
-  C2_IMPL(m, "depth_concat", &depth_concat_autograd);
+  C2_IMPL(m, "depth_concat", &concat_autograd);
   C2_IMPL(m, "split", &split_autograd);
-  C2_IMPL(m, "depth_split", &depth_split_autograd);
+  C2_IMPL(m, "depth_split", &split_autograd);
   C2_IMPL(m, "split_by_lengths", &split_by_lengths_autograd);
 }
 

@@ -108,24 +108,19 @@ Tensor split_gradient(const c10::List<std::optional<Tensor>>& grad_outputs, c10:
 
 // Chosen by the dispatcher only when there is no tensor to dispatch on (an empty list) or no
 // kernel for the inputs' device: either way a clear error instead of the dispatcher's.
-[[noreturn]] void no_kernel(const char* op, at::TensorList inputs) {
+// Registered as concat and as depth_concat; `op` is the name it was called by.
+[[noreturn]] std::tuple<at::Tensor, at::Tensor> concat_no_kernel(const char* op, at::TensorList inputs,
+                                                                 std::optional<int64_t>,
+                                                                 std::optional<c10::string_view>, bool) {
   C2_CHECK(!inputs.empty(), op, "needs at least one input");
   TORCH_CHECK(false, "caffe2ops::", op, ": no kernel for inputs on ", inputs[0].device());
-}
-std::tuple<at::Tensor, at::Tensor> concat_no_kernel(at::TensorList inputs, std::optional<int64_t>,
-                                                    std::optional<c10::string_view>, bool) {
-  no_kernel("concat", inputs);
-}
-std::tuple<at::Tensor, at::Tensor> depth_concat_no_kernel(at::TensorList inputs, std::optional<int64_t>,
-                                                          std::optional<c10::string_view>, bool) {
-  no_kernel("depth_concat", inputs);
 }
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, CompositeExplicitAutograd, m) {
   C2_IMPL(m, "concat", &concat_no_kernel);
-  C2_IMPL(m, "depth_concat", &depth_concat_no_kernel);
+  C2_IMPL(m, "depth_concat", &concat_no_kernel);
 }
 
 TORCH_LIBRARY_IMPL(caffe2ops, CompositeImplicitAutograd, m) {

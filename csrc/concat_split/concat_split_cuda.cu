@@ -16,20 +16,15 @@ namespace {
 using Tensor = at::Tensor;
 using OptStr = std::optional<c10::string_view>;
 
-std::tuple<Tensor, Tensor> concat_cuda_impl(const char* op, at::TensorList inputs, std::optional<int64_t> axis,
-                                  const OptStr& order, bool add_axis) {
+// concat_cuda and split_cuda are registered under both names of their pair (concat and
+// depth_concat, split and depth_split); `op` is the name they were called by.
+std::tuple<Tensor, Tensor> concat_cuda(const char* op, at::TensorList inputs, std::optional<int64_t> axis,
+                                       OptStr order, bool add_axis) {
   auto plan = concat_plan(op, inputs, axis, optional_string(order), add_axis);
   std::vector<Tensor> xs(inputs.begin(), inputs.end());
   auto out = add_axis ? at::stack(xs, plan.axis) : at::cat(xs, plan.axis);
   std::vector<int32_t> info(plan.sizes.begin(), plan.sizes.end());
   return {out.contiguous(), at::tensor(info, at::TensorOptions().dtype(at::kInt))};
-}
-
-std::tuple<Tensor, Tensor> concat_cuda(at::TensorList inputs, std::optional<int64_t> axis, OptStr order, bool add_axis) {
-  return concat_cuda_impl("concat", inputs, axis, order, add_axis);
-}
-std::tuple<Tensor, Tensor> depth_concat_cuda(at::TensorList inputs, std::optional<int64_t> axis, OptStr order, bool add_axis) {
-  return concat_cuda_impl("depth_concat", inputs, axis, order, add_axis);
 }
 
 std::vector<Tensor> pieces(const Tensor& input, int64_t axis, const std::vector<int64_t>& sizes, bool add_axis) {
@@ -43,20 +38,11 @@ std::vector<Tensor> pieces(const Tensor& input, int64_t axis, const std::vector<
   return outs;
 }
 
-std::vector<Tensor> split_cuda_impl(const char* op, const Tensor& input, const std::optional<Tensor>& split_tensor,
-                               at::IntArrayRef split, std::optional<int64_t> axis, const OptStr& order,
+std::vector<Tensor> split_cuda(const char* op, const Tensor& input, const std::optional<Tensor>& split_tensor,
+                               at::IntArrayRef split, std::optional<int64_t> axis, OptStr order,
                                bool add_axis, int64_t num_outputs) {
   const int64_t a = split_axis(op, input, axis, order, add_axis);
   return pieces(input, a, split_sizes(op, input, split_tensor, split, a, add_axis, num_outputs), add_axis);
-}
-
-std::vector<Tensor> split_cuda(const Tensor& input, const std::optional<Tensor>& split_tensor, at::IntArrayRef split,
-                          std::optional<int64_t> axis, OptStr order, bool add_axis, int64_t num_outputs) {
-  return split_cuda_impl("split", input, split_tensor, split, axis, order, add_axis, num_outputs);
-}
-std::vector<Tensor> depth_split_cuda(const Tensor& input, const std::optional<Tensor>& split_tensor, at::IntArrayRef split,
-                                std::optional<int64_t> axis, OptStr order, bool add_axis, int64_t num_outputs) {
-  return split_cuda_impl("depth_split", input, split_tensor, split, axis, order, add_axis, num_outputs);
 }
 
 std::vector<Tensor> split_by_lengths_cuda(const Tensor& input, const Tensor& lengths, int64_t num_outputs,
@@ -70,9 +56,9 @@ std::vector<Tensor> split_by_lengths_cuda(const Tensor& input, const Tensor& len
 
 TORCH_LIBRARY_IMPL(caffe2ops, CUDA, m) {
   C2_IMPL(m, "concat", &concat_cuda);
-  C2_IMPL(m, "depth_concat", &depth_concat_cuda);
+  C2_IMPL(m, "depth_concat", &concat_cuda);
   C2_IMPL(m, "split", &split_cuda);
-  C2_IMPL(m, "depth_split", &depth_split_cuda);
+  C2_IMPL(m, "depth_split", &split_cuda);
   C2_IMPL(m, "split_by_lengths", &split_by_lengths_cuda);
 }
 

@@ -11,32 +11,20 @@
 namespace caffe2ops {
 namespace {
 
-std::tuple<at::Tensor, at::Tensor> concat_meta_impl(const char* op, at::TensorList inputs,
-                                                    std::optional<int64_t> axis,
-                                                    const std::optional<c10::string_view>& order,
-                                                    bool add_axis) {
+// Registered as concat and as depth_concat; `op` is the name it was called by.
+std::tuple<at::Tensor, at::Tensor> concat_meta(const char* op, at::TensorList inputs,
+                                               std::optional<int64_t> axis,
+                                               std::optional<c10::string_view> order, bool add_axis) {
   auto plan = concat_plan(op, inputs, axis, optional_string(order), add_axis);
   return {at::empty_symint(plan.out_shape, inputs[0].options()),
           at::empty({static_cast<int64_t>(inputs.size())}, inputs[0].options().dtype(at::kInt))};
-}
-
-std::tuple<at::Tensor, at::Tensor> concat_meta(at::TensorList inputs, std::optional<int64_t> axis,
-                                               std::optional<c10::string_view> order, bool add_axis) {
-  return concat_meta_impl("concat", inputs, axis, order, add_axis);
-}
-
-std::tuple<at::Tensor, at::Tensor> depth_concat_meta(at::TensorList inputs,
-                                                     std::optional<int64_t> axis,
-                                                     std::optional<c10::string_view> order,
-                                                     bool add_axis) {
-  return concat_meta_impl("depth_concat", inputs, axis, order, add_axis);
 }
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(caffe2ops, Meta, m) {
   C2_IMPL(m, "concat", &concat_meta);
-  C2_IMPL(m, "depth_concat", &depth_concat_meta);
+  C2_IMPL(m, "depth_concat", &concat_meta);
 }
 
 }  // namespace caffe2ops

@@ -46,29 +46,15 @@ std::vector<at::Tensor> split_copy(const char* op, const at::Tensor& input, int6
   return outs;
 }
 
-std::vector<at::Tensor> split_impl(const char* op, const at::Tensor& input,
-                                   const std::optional<at::Tensor>& split_tensor,
-                                   at::IntArrayRef split, std::optional<int64_t> axis,
-                                   const std::optional<c10::string_view>& order, bool add_axis,
-                                   int64_t num_outputs) {
-  const int64_t a = split_axis(op, input, axis, order, add_axis);
-  auto sizes = split_sizes(op, input, split_tensor, split, a, add_axis, num_outputs);
-  return split_copy(op, input, a, sizes, add_axis);
-}
-
-std::vector<at::Tensor> split_cpu(const at::Tensor& input, const std::optional<at::Tensor>& split_tensor,
+// Registered as split and as depth_split; `op` is the name it was called by.
+std::vector<at::Tensor> split_cpu(const char* op, const at::Tensor& input,
+                                  const std::optional<at::Tensor>& split_tensor,
                                   at::IntArrayRef split, std::optional<int64_t> axis,
                                   std::optional<c10::string_view> order, bool add_axis,
                                   int64_t num_outputs) {
-  return split_impl("split", input, split_tensor, split, axis, order, add_axis, num_outputs);
-}
-
-std::vector<at::Tensor> depth_split_cpu(const at::Tensor& input,
-                                        const std::optional<at::Tensor>& split_tensor,
-                                        at::IntArrayRef split, std::optional<int64_t> axis,
-                                        std::optional<c10::string_view> order, bool add_axis,
-                                        int64_t num_outputs) {
-  return split_impl("depth_split", input, split_tensor, split, axis, order, add_axis, num_outputs);
+  const int64_t a = split_axis(op, input, axis, order, add_axis);
+  auto sizes = split_sizes(op, input, split_tensor, split, a, add_axis, num_outputs);
+  return split_copy(op, input, a, sizes, add_axis);
 }
 
 std::vector<at::Tensor> split_by_lengths_cpu(const at::Tensor& input, const at::Tensor& lengths,
@@ -85,7 +71,7 @@ std::vector<at::Tensor> split_by_lengths_cpu(const at::Tensor& input, const at::
 
 TORCH_LIBRARY_IMPL(caffe2ops, CPU, m) {
   C2_IMPL(m, "split", &split_cpu);
-  C2_IMPL(m, "depth_split", &depth_split_cpu);
+  C2_IMPL(m, "depth_split", &split_cpu);
   C2_IMPL(m, "split_by_lengths", &split_by_lengths_cpu);
 }
 

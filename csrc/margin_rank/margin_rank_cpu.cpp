@@ -6,6 +6,8 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include <type_traits>
+
 #include "common/checks.h"
 #include "common/parallel.h"
 #include "common/register.h"
@@ -60,22 +62,34 @@ void grad_kernel(const scalar_t* x1, const scalar_t* x2, const label_t* y, const
       [&]() C2_INLINE_LAMBDA { grad_loop(x1, x2, y, g, margin, d1, d2, n); });
 }
 
-at::Tensor margin_ranking_criterion_cpu(const at::Tensor& X1, const at::Tensor& X2,
-                                        const at::Tensor& Y, double margin) {
-  constexpr const char* op = "margin_ranking_criterion";
-  check_margin_ranking(op, X1, X2, Y);
-  auto x1 = X1.contiguous(), x2 = X2.contiguous(), y = Y.contiguous();
-  auto loss = at::empty(x1.sizes(), x1.options());
+// Runs body(x1, x2, y, begin, count) over parallel chunks of the elements, with x1, x2 and y
+// typed pointers to the chunk's first element (all contiguous, one dtype dispatch).
+template <typename Body>
+void for_each_chunk(const at::Tensor& x1, const at::Tensor& x2, const at::Tensor& y, int64_t bytes_per_element,
+                    const Body& body) {
   dispatch_values_labels(x1, y, [&](auto v, auto l) {
     using value_t = decltype(v);
     using label_t = decltype(l);
     const value_t* x1p = x1.const_data_ptr<value_t>();
     const value_t* x2p = x2.const_data_ptr<value_t>();
     const label_t* yp = y.const_data_ptr<label_t>();
-    value_t* lossp = loss.data_ptr<value_t>();
-    at::parallel_for(0, x1.numel(), grain_for(kBytesPerElement), [&](int64_t i0, int64_t i1) {
-      loss_kernel(x1p + i0, x2p + i0, yp + i0, static_cast<value_t>(margin), lossp + i0, i1 - i0);
+    at::parallel_for(0, x1.numel(), grain_for(bytes_per_element), [&](int64_t i0, int64_t i1) {
+      body(x1p + i0, x2p + i0, yp + i0, i0, i1 - i0);
     });
+  });
+}
+
+template <typename Ptr>
+using value_of = std::remove_const_t<std::remove_pointer_t<Ptr>>;
+
+at::Tensor margin_ranking_criterion_cpu(const at::Tensor& X1, const at::Tensor& X2,
+                                        const at::Tensor& Y, double margin) {
+  check_margin_ranking("margin_ranking_criterion", X1, X2, Y);
+  auto x1 = X1.contiguous(), x2 = X2.contiguous(), y = Y.contiguous();
+  auto loss = at::empty(x1.sizes(), x1.options());
+  for_each_chunk(x1, x2, y, kBytesPerElement, [&](auto x1p, auto x2p, auto yp, int64_t i0, int64_t n) {
+    using value_t = value_of<decltype(x1p)>;
+    loss_kernel(x1p, x2p, yp, static_cast<value_t>(margin), loss.data_ptr<value_t>() + i0, n);
   });
   return loss;
 }
@@ -87,19 +101,10 @@ std::tuple<at::Tensor, at::Tensor> margin_ranking_criterion_gradient_cpu(
   auto x1 = X1.contiguous(), x2 = X2.contiguous(), y = Y.contiguous(), g = dLoss.contiguous();
   auto dX1 = at::empty(x1.sizes(), x1.options());
   auto dX2 = at::empty(x2.sizes(), x2.options());  // Caffe2 sizes each gradient like its input
-  dispatch_values_labels(x1, y, [&](auto v, auto l) {
-    using value_t = decltype(v);
-    using label_t = decltype(l);
-    const value_t* x1p = x1.const_data_ptr<value_t>();
-    const value_t* x2p = x2.const_data_ptr<value_t>();
-    const label_t* yp = y.const_data_ptr<label_t>();
-    const value_t* gp = g.const_data_ptr<value_t>();
-    value_t* d1p = dX1.data_ptr<value_t>();
-    value_t* d2p = dX2.data_ptr<value_t>();
-    at::parallel_for(0, x1.numel(), grain_for(2 * kBytesPerElement), [&](int64_t i0, int64_t i1) {
-      grad_kernel(x1p + i0, x2p + i0, yp + i0, gp + i0, static_cast<value_t>(margin), d1p + i0, d2p + i0,
-                  i1 - i0);
-    });
+  for_each_chunk(x1, x2, y, 2 * kBytesPerElement, [&](auto x1p, auto x2p, auto yp, int64_t i0, int64_t n) {
+    using value_t = value_of<decltype(x1p)>;
+    grad_kernel(x1p, x2p, yp, g.const_data_ptr<value_t>() + i0, static_cast<value_t>(margin),
+                dX1.data_ptr<value_t>() + i0, dX2.data_ptr<value_t>() + i0, n);
   });
   return {dX1, dX2};
 }
