@@ -113,8 +113,9 @@ class BuildExt(BuildExtension.with_options(use_ninja=True)):
         super().finalize_options()
         # `pip install -e .` builds in a fresh temporary folder each time, which would recompile
         # every source; keep the editable build's objects (and ninja's log) under build/ so a
-        # re-install recompiles only what changed. Builds that name --build-temp keep theirs.
-        if self.editable_mode:
+        # re-install recompiles only what changed. Other builds (pip install ., setup.py build
+        # --build-temp DIR) are untouched. editable_mode exists from setuptools 64 on.
+        if getattr(self, "editable_mode", False):
             self.build_temp = os.path.join(ROOT, "build", "editable")
 
     def run(self):

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# AddressSanitizer + UndefinedBehaviorSanitizer run (issue 9, item 4).
+# AddressSanitizer + UndefinedBehaviorSanitizer run.
 #
 # Builds the CPU extension with -fsanitize=address,undefined -fno-omit-frame-pointer -O1 -g1
 # (setup.py's SANITIZE switch) into build/asan/{temp,lib} with its own venv (.venv-asan), never
-# touching the in-place build (torch_caffe2ops/_C*.so, build/temp.*), then runs the family
+# touching the editable install's build (torch_caffe2ops/_C*.so, build/editable), then runs the family
 # tests, the fuzz suite and the concurrency test against it with libasan + libstdc++ preloaded.
 # Any ASAN/UBSAN report fails the run (the fuzz worker dies -> a "crash" failure naming the case;
 # a report in the pytest process -> non-zero exit), and the logs are scanned for reports too.

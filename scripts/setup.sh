@@ -34,6 +34,9 @@ show_progress() {
     esac
   done
 }
+# Earlier versions of this script put the checkout on the path with a hand-written .pth; the
+# editable install replaces it.
+rm -f "$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/torch_caffe2ops-checkout.pth"
 echo "== building torch_caffe2ops (a first build takes several minutes; full log: build/build.log)"
 set +e
 # -v: pip passes the build's output through (ninja's [n/N] lines); --no-deps: torch and the rest

@@ -396,3 +396,28 @@ def test_shared_kernel_names_the_op_called(name, meta, requires_grad, device):
     if name.endswith("concat"):  # no tensor to dispatch on: the composite fallback's error
         with pytest.raises(RuntimeError, match=rf"^caffe2ops::{name}: needs at least one input"):
             op([])
+
+
+@pytest.mark.parametrize("layout", ["transposed", "expanded", "strided"])
+@pytest.mark.parametrize("name, add_axis", [("split", False), ("split", True), ("split_by_lengths", False)])
+def test_split_strided_input(name, add_axis, layout, device):
+    # Non-contiguous inputs are read in place piece by piece (concat's backward gets expanded
+    # gradients from sum()); the pieces must equal those of the contiguous input, and be fresh,
+    # contiguous tensors.
+    base = torch.randn(3, 4, 5, device=device)
+    x = {"transposed": noncontiguous(base), "expanded": torch.randn(1, 4, 1, device=device).expand(3, 4, 5),
+         "strided": torch.randn(3, 8, 5, device=device)[:, ::2]}[layout]
+    assert not x.is_contiguous()
+    if name == "split":
+        kwargs = dict(split=[1, 1, 1, 1] if add_axis else [1, 3], axis=1, add_axis=add_axis)
+        got, expected = C2.split(x, **kwargs), C2.split(x.contiguous(), **kwargs)
+    else:
+        lengths = torch.tensor([1, 3], dtype=torch.int32, device=device)
+        got, expected = (C2.split_by_lengths(x, lengths, 2, axis=1),
+                         C2.split_by_lengths(x.contiguous(), lengths, 2, axis=1))
+    assert [g.shape for g in got] == [e.shape for e in expected]
+    for g, e in zip(got, expected):
+        assert g.is_contiguous() and torch.equal(g, e)
+    np_pieces = np.split(x.cpu().numpy(), np.cumsum([1, 1, 1] if add_axis else [1]), axis=1)
+    for g, e in zip(got, np_pieces):
+        assert_np(g, e.squeeze(1) if add_axis else e)

@@ -36,7 +36,9 @@ void save_for_gradient(AutogradContext* ctx, const std::optional<Tensor>& mask_o
 
 Tensor call_gradient(const Tensor& dY, const std::optional<Tensor>& mask_or_reserve, double ratio, bool is_test,
                      bool cudnn) {
-  if (cudnn) return cudnn_dropout_gradient_op().call(dY, *mask_or_reserve, ratio, is_test);
+  // An undefined reserve space (possible from C++ in test mode, where it is not read) is not
+  // saved; hand the op an undefined tensor again.
+  if (cudnn) return cudnn_dropout_gradient_op().call(dY, mask_or_reserve.value_or(Tensor()), ratio, is_test);
   return dropout_gradient_op().call(dY, mask_or_reserve, ratio, is_test);
 }
 
