@@ -31,6 +31,9 @@ def concat(size, device):
         big = [x.t().contiguous() for x in xs]  # whole blocks along axis 0
         yield (f"concat n={n} axis=0", lambda: C2.concat(big, axis=0), lambda: torch.cat(big, 0), nbytes, "torch.cat(xs, 0)")
     xs, _ = pieces(size, 8, device)
+    strided = [x.t().contiguous().t() for x in xs]  # same values, column-major
+    yield ("concat n=8 axis=1 strided inputs", lambda: C2.concat(strided, axis=1), lambda: torch.cat(strided, 1),
+           2 * sum(x.numel() for x in xs) * 4, "torch.cat(xs, 1)")
     xg = [x.clone().requires_grad_(True) for x in xs]
     yield ("concat n=8 fwd+bwd", fwd_bwd(lambda *a: C2.concat(list(a), axis=1)[0], *xg),
            fwd_bwd(lambda *a: torch.cat(a, 1), *xg), 4 * sum(x.numel() for x in xs) * 4,

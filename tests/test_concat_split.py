@@ -421,3 +421,21 @@ def test_split_strided_input(name, add_axis, layout, device):
     np_pieces = np.split(x.cpu().numpy(), np.cumsum([1, 1, 1] if add_axis else [1]), axis=1)
     for g, e in zip(got, np_pieces):
         assert_np(g, e.squeeze(1) if add_axis else e)
+
+
+@pytest.mark.parametrize("add_axis", [False, True])
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_concat_mixed_layouts(axis, add_axis, device):
+    # Contiguous inputs are block-copied, the others read in place by a strided copy: a mix of
+    # both, in every position, must give NumPy's concatenation.
+    r = rng(axis)
+    base = [r.standard_normal((3, 2, 4)) for _ in range(4)]
+    if not add_axis:
+        base[1] = r.standard_normal(tuple(5 if d == axis else s for d, s in enumerate((3, 2, 4))))
+    base[2] = np.broadcast_to(base[2][:1], base[2].shape)
+    xs = [t(base[0]), noncontiguous(t(base[1])), t(base[2][:1]).expand(3, 2, 4), t(base[3])]
+    assert [x.is_contiguous() for x in xs] == [True, False, False, True]
+    y, info = C2.concat(xs, axis=axis, add_axis=add_axis)
+    expected = np.stack(base, axis) if add_axis else np.concatenate(base, axis)
+    assert_np(y, expected)
+    assert y.is_contiguous()

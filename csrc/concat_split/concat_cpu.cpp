@@ -18,24 +18,28 @@ std::tuple<at::Tensor, at::Tensor> concat_cpu(const char* op, at::TensorList inp
                                               std::optional<c10::string_view> order, bool add_axis) {
   auto plan = concat_plan(op, inputs, axis, optional_string(order), add_axis);
   auto out = at::empty(c10::asIntArrayRefUnchecked(plan.out_shape), inputs[0].options());
-  std::vector<at::Tensor> xs;
-  xs.reserve(inputs.size());
-  for (const auto& x : inputs) {
-    check_cpu(op, "inputs", x);
-    xs.push_back(x.contiguous());
-  }
+  for (const auto& x : inputs) check_cpu(op, "inputs", x);
   const int64_t el = out.element_size();
   auto out_sizes = out.sizes();
   int64_t rows = 1;
   for (int64_t i = 0; i < plan.axis; ++i) rows *= out_sizes[i];
   const int64_t out_row = rows == 0 ? 0 : out.numel() / rows * el;
   std::vector<BlockPiece> pieces;
-  int64_t offset = 0;
-  for (const auto& x : xs) {
+  int64_t offset = 0, start = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const auto& x = inputs[i];
     const int64_t row_bytes = rows == 0 ? 0 : x.numel() / rows * el;
-    pieces.push_back({static_cast<char*>(out.data_ptr()) + offset,
-                      static_cast<const char*>(x.const_data_ptr()), out_row, row_bytes, row_bytes});
+    if (x.is_contiguous()) {
+      pieces.push_back({static_cast<char*>(out.data_ptr()) + offset,
+                        static_cast<const char*>(x.const_data_ptr()), out_row, row_bytes, row_bytes});
+    } else {
+      // Read where it is, in one strided copy, instead of made contiguous first and copied again.
+      auto slice = add_axis ? out.select(plan.axis, static_cast<int64_t>(i))
+                            : out.narrow(plan.axis, start, x.size(plan.axis));
+      slice.copy_(x);
+    }
     offset += row_bytes;
+    start += add_axis ? 1 : x.size(plan.axis);
   }
   copy_pieces(pieces, rows);
   std::vector<int32_t> info(plan.sizes.begin(), plan.sizes.end());
