@@ -35,11 +35,11 @@ std::tuple<at::Tensor, at::Tensor> concat_cpu(const char* op, at::TensorList inp
     } else {
       // Read where it is, in one strided copy, instead of made contiguous first and copied again.
       auto slice = add_axis ? out.select(plan.axis, static_cast<int64_t>(i))
-                            : out.narrow(plan.axis, start, x.size(plan.axis));
+                            : out.narrow(plan.axis, start, plan.sizes[i]);
       slice.copy_(x);
     }
     offset += row_bytes;
-    start += add_axis ? 1 : x.size(plan.axis);
+    start += plan.sizes[i];
   }
   copy_pieces(pieces, rows);
   std::vector<int32_t> info(plan.sizes.begin(), plan.sizes.end());

@@ -9,6 +9,7 @@
 #include "common/register.h"
 #include "common/schema_args.h"
 #include "concat_split/concat_split_shapes.h"
+#include "concat_split/split_pieces.h"
 
 namespace caffe2ops {
 namespace {
@@ -27,29 +28,18 @@ std::tuple<Tensor, Tensor> concat_cuda(const char* op, at::TensorList inputs, st
   return {out.contiguous(), at::tensor(info, at::TensorOptions().dtype(at::kInt))};
 }
 
-std::vector<Tensor> pieces(const Tensor& input, int64_t axis, const std::vector<int64_t>& sizes, bool add_axis) {
-  std::vector<Tensor> outs;
-  int64_t start = 0;
-  for (size_t i = 0; i < sizes.size(); ++i) {
-    auto piece = add_axis ? input.select(axis, static_cast<int64_t>(i)) : input.narrow(axis, start, sizes[i]);
-    outs.push_back(piece.clone(at::MemoryFormat::Contiguous));  // fresh tensors, never views
-    start += sizes[i];
-  }
-  return outs;
-}
-
 std::vector<Tensor> split_cuda(const char* op, const Tensor& input, const std::optional<Tensor>& split_tensor,
                                at::IntArrayRef split, std::optional<int64_t> axis, OptStr order,
                                bool add_axis, int64_t num_outputs) {
   const int64_t a = split_axis(op, input, axis, order, add_axis);
-  return pieces(input, a, split_sizes(op, input, split_tensor, split, a, add_axis, num_outputs), add_axis);
+  return copy_split_pieces(input, a, split_sizes(op, input, split_tensor, split, a, add_axis, num_outputs), add_axis);
 }
 
 std::vector<Tensor> split_by_lengths_cuda(const Tensor& input, const Tensor& lengths, int64_t num_outputs,
                                      std::optional<int64_t> axis, OptStr order, bool use_scaling_lengths) {
   constexpr const char* op = "split_by_lengths";
   const int64_t a = split_axis(op, input, axis, order, false);
-  return pieces(input, a, split_by_lengths_sizes(op, input, lengths, num_outputs, a, use_scaling_lengths), false);
+  return copy_split_pieces(input, a, split_by_lengths_sizes(op, input, lengths, num_outputs, a, use_scaling_lengths), false);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "common/register.h"
 #include "common/schema_args.h"
 #include "concat_split/concat_split_shapes.h"
+#include "concat_split/split_pieces.h"
 
 namespace caffe2ops {
 namespace {
@@ -17,18 +18,9 @@ namespace {
 std::vector<at::Tensor> split_copy(const char* op, const at::Tensor& input, int64_t axis,
                                    const std::vector<int64_t>& sizes, bool add_axis) {
   check_cpu(op, "input", input);
-  if (!input.is_contiguous()) {
-    // A strided input (concat's backward often gets an expanded gradient) is read where it is,
-    // piece by piece, instead of first being copied whole into a contiguous buffer.
-    std::vector<at::Tensor> outs;
-    int64_t start = 0;
-    for (int64_t s : sizes) {
-      auto piece = add_axis ? input.select(axis, start) : input.narrow(axis, start, s);
-      outs.push_back(at::empty(piece.sizes(), input.options()).copy_(piece));
-      start += add_axis ? 1 : s;
-    }
-    return outs;
-  }
+  // A strided input (concat's backward often gets an expanded gradient) is read where it is,
+  // piece by piece, instead of first being copied whole into a contiguous buffer.
+  if (!input.is_contiguous()) return copy_split_pieces(input, axis, sizes, add_axis);
   const auto& x = input;
   const int64_t el = x.element_size();
   auto shape = x.sizes();
