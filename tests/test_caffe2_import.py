@@ -340,7 +340,9 @@ def test_init_net_given_tensor_fills_parameters_and_buffers() -> None:
     pred = c2.NetDef(name="pred")
     add_op(pred, "Mul", ["w", "x"], ["y"], broadcast=1)
     add_op(pred, "Gather", ["w", "i32"], ["g"])
-    pred.external_input.extend(["w", "i32", "x"])
+    # i32 is not an external input, so no caller feeds it: a buffer. (Listed, it would be a
+    # placeholder input: Gather reads it where data goes, and Caffe2's Predictor fed listed blobs.)
+    pred.external_input.extend(["w", "x"])
     pred.external_output.extend(["y", "g"])
     model = c2.load_net(pred, init)
     assert dict(model.named_parameters()).keys() == {"w"}
@@ -668,7 +670,10 @@ def test_unknown_argument_names_op_argument_and_value() -> None:
     add_op(net, "FC", ["x", "w", "b"], ["y"], axis=1, use_bias_trick=3)
     net.external_input.extend(["x", "w", "b"])
     with pytest.raises(c2.UnknownArgumentError, match=r"FC .*'use_bias_trick' = i: 3"):
-        c2.load_net(net)
+        c2.load_net(net, strict=True)
+    # Without strict, Caffe2's rule: an argument the operator does not read is ignored, and recorded.
+    model = c2.load_net(net)
+    assert model.caffe2_ignored_arguments == {"FC.use_bias_trick": 1}
 
 
 def test_argument_of_the_wrong_type_is_an_error() -> None:
@@ -725,15 +730,20 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli_inspect_and_convert(tmp_path: Path) -> None:
     net, init, params = ranker_nets(with_cbmmbg=False)
-    add_op(net, "Conv", ["prob"], ["unused"])  # unsupported: inspect still reports
+    add_op(net, "NoSuchOp", ["prob"], ["unused"])  # unsupported: inspect reports it and fails, as load_net
     (tmp_path / "predict_net.pbtxt").write_text(c2.to_text(net))
     (tmp_path / "init_net.pb").write_bytes(init.SerializeToString())
     res = _cli("inspect", str(tmp_path / "predict_net.pbtxt"), str(tmp_path / "init_net.pb"))
-    assert res.returncode == 0, res.stderr
-    assert "SparseLengthsSum" in res.stdout and "Conv" in res.stdout and "NOT SUPPORTED" in res.stdout
-    assert "dense" in res.stdout and "emb_user" in res.stdout and "[20, 4]" in res.stdout
+    assert res.returncode == 1, res.stderr
+    assert "SparseLengthsSum" in res.stdout and "NoSuchOp" in res.stdout and "NOT SUPPORTED" in res.stdout
+    assert "the conversion fails" in res.stdout and "1 operator type(s) in this net have no converter" in res.stdout
 
     del net.op[-1]
+    (tmp_path / "predict_net.pbtxt").write_text(c2.to_text(net))
+    res = _cli("inspect", str(tmp_path / "predict_net.pbtxt"), str(tmp_path / "init_net.pb"))
+    assert res.returncode == 0, res.stderr
+    assert "dense" in res.stdout and "emb_user" in res.stdout and "[20, 4]" in res.stdout
+    assert "the conversion succeeds" in res.stdout
     (tmp_path / "predict_net.pb").write_bytes(net.SerializeToString())
     torch.save(ranker_inputs(), tmp_path / "inputs.pt")
     out = tmp_path / "model.pt2"

@@ -4,24 +4,47 @@
     model = load_net("predict_net.pb", "init_net.pb")
     scores = model(dense, ids, lengths)
 
-Needs the ``protobuf`` package (``pip install protobuf``); the rest of torch_caffe2ops does not.
+Needs the ``protobuf`` package (``pip install "torch_caffe2ops[caffe2]"``); the rest of
+torch_caffe2ops does not.
 """
-from .errors import (
+from ._deps import require_protobuf
+
+require_protobuf()
+
+from .errors import (  # noqa: E402
     InvalidArgumentError,
     NetImportError,
     TrainingNetError,
     UnknownArgumentError,
     UnsupportedOperatorError,
 )
-from .loader import load_net, run_init_net
-from .proto import Argument, DeviceOption, NetDef, OperatorDef, TensorProto, read_net, to_text
-from .registry import Arg, OpCall, get_converter, register_converter, supported_op_types, unregister_converter
-from .context import ConversionContext
+from .loader import InputPlan, load_net, plan_inputs, run_init_net  # noqa: E402
+from .proto import (  # noqa: E402
+    Argument,
+    BlobProto,
+    DeviceOption,
+    MetaNetDef,
+    NetDef,
+    OperatorDef,
+    TensorProto,
+    read_net,
+    to_text,
+)
+from .registry import (  # noqa: E402
+    Arg,
+    OpCall,
+    describe_op,
+    get_converter,
+    register_converter,
+    supported_op_types,
+    unregister_converter,
+)
+from .context import ConversionContext  # noqa: E402
 
 __all__ = [
-    "load_net", "run_init_net", "read_net", "to_text",
+    "load_net", "run_init_net", "plan_inputs", "InputPlan", "read_net", "to_text",
     "register_converter", "unregister_converter", "get_converter", "supported_op_types", "Arg", "OpCall",
-    "ConversionContext",
-    "NetDef", "OperatorDef", "Argument", "TensorProto", "DeviceOption",
+    "describe_op", "ConversionContext",
+    "NetDef", "OperatorDef", "Argument", "TensorProto", "DeviceOption", "BlobProto", "MetaNetDef",
     "NetImportError", "UnsupportedOperatorError", "UnknownArgumentError", "TrainingNetError", "InvalidArgumentError",
 ]

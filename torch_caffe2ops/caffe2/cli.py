@@ -21,41 +21,14 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from .errors import NetImportError
 from .loader import _is_training_op, load_net
 from .proto import read_net
 from .registry import get_converter
 
-_FILL_DTYPES = {
-    "GivenTensorFill": "float32", "GivenTensorDoubleFill": "float64", "GivenTensorIntFill": "int32",
-    "GivenTensorInt64Fill": "int64", "GivenTensorBoolFill": "bool", "XavierFill": "float32",
-    "MSRAFill": "float32", "GaussianFill": "float32", "UniformFill": "float32", "ConstantFill": "float32",
-}
 
-
-def _arg(op: Any, name: str) -> Optional[Any]:
-    for a in op.arg:
-        if a.name == name:
-            return a
-    return None
-
-
-def _init_blob_info(init: Any) -> dict[str, tuple[str, str]]:
-    """Blob -> (dtype, shape) read from the fill arguments, without running the init net."""
-    info = {}
-    for op in init.op:
-        shape = _arg(op, "shape")
-        dims = str(list(shape.ints)) if shape is not None and not op.input else "?"
-        dtype = _FILL_DTYPES.get(op.type, "?")
-        if op.type == "ConstantFill" and _arg(op, "dtype") is not None:
-            from .dtypes import torch_dtype
-
-            try:
-                dtype = str(torch_dtype(int(_arg(op, "dtype").i))).replace("torch.", "")
-            except ValueError:
-                dtype = "?"
-        for blob in op.output:
-            info[blob] = (dtype, dims)
-    return info
+class UsageError(Exception):
+    """A mistake in the command line (reported as one line, exit status 2)."""
 
 
 def _status(op: Any) -> str:
@@ -64,11 +37,16 @@ def _status(op: Any) -> str:
     return "supported" if get_converter(op.type) is not None else "NOT SUPPORTED"
 
 
-def inspect(net_path: str, init_path: Optional[str]) -> int:
+def _shape(t: torch.Tensor) -> str:
+    return f"{str(t.dtype).replace('torch.', '')}{list(t.shape)}"
+
+
+def inspect(net_path: str, init_path: Optional[str], strict: bool = False) -> int:
+    """A dry run of the conversion: what load_net would build, or the error it would raise."""
     net = read_net(net_path)
     init = read_net(init_path) if init_path else None
-    params = _init_blob_info(init) if init is not None else {}
-    print(f"net {net.name or '(unnamed)'}: {len(net.op)} operators")
+    print(f"net {net.name or '(unnamed)'}: {len(net.op)} operators"
+          + (f"; init net: {len(init.op)} operators" if init is not None else "; no init net"))
     print("\noperator types:")
     counts = collections.Counter(op.type for op in net.op)
     if init is not None:
@@ -79,20 +57,36 @@ def inspect(net_path: str, init_path: Optional[str]) -> int:
     width = max((len(k) for k in counts), default=4)
     for op_type, n in sorted(counts.items()):
         print(f"  {op_type:<{width}}  x{n:<4} {_status(first[op_type])}")
+    try:
+        model = load_net(net, init, strict=strict)
+    except NetImportError as e:
+        print(f"\nthe conversion fails:\n{e}")
+        return 1
     print("\ninputs (forward arguments, in order):")
-    for blob in net.external_input:
-        if blob not in params:
-            print(f"  {blob}  shape ? (not recorded in a NetDef)")
-    if params:
-        print("\nparameters and buffers from the init net:")
-        for blob, (dtype, dims) in params.items():
-            print(f"  {blob}  {dtype} {dims}")
+    for blob in model.caffe2_inputs:
+        hint = model.caffe2_input_hints.get(blob)
+        where = f"{_shape(hint)} (the init net's placeholder)" if hint is not None else "shape ? (a NetDef does not record it)"
+        print(f"  {blob}  {where}")
+    if model.caffe2_unused_inputs:
+        print("\nexternal inputs no operator reads (left out of forward):")
+        for blob in model.caffe2_unused_inputs:
+            print(f"  {blob}")
+    params = list(model.named_parameters())
+    buffers = list(model.named_buffers())
+    if params or buffers:
+        print(f"\nparameters ({len(params)}) and buffers ({len(buffers)}):")
+        for name, t in params:
+            print(f"  {name}  {_shape(t)}  parameter")
+        for name, t in buffers:
+            print(f"  {name}  {_shape(t)}  buffer")
     print("\noutputs:")
-    for blob in net.external_output:
+    for blob in model.caffe2_outputs:
         print(f"  {blob}")
-    unsupported = sorted(t for t, op in first.items() if _status(op) != "supported")
-    if unsupported:
-        print(f"\n{len(unsupported)} type(s) cannot be imported yet: {', '.join(unsupported)}")
+    if model.caffe2_ignored_arguments:
+        print("\narguments Caffe2's operators do not read (ignored, as Caffe2 did; strict=True rejects them):")
+        for key, n in model.caffe2_ignored_arguments.items():
+            print(f"  {key}  x{n}")
+    print("\nthe conversion succeeds")
     return 0
 
 
@@ -102,10 +96,10 @@ _SPEC = re.compile(r"^(?P<dtype>\w+)\[(?P<dims>[\d,\s]*)\](?:@(?P<low>-?[\d.]+):
 def _example_from_spec(spec: str) -> torch.Tensor:
     m = _SPEC.match(spec.strip())
     if not m:
-        raise SystemExit(f"bad example-input spec {spec!r}: expected DTYPE[d0,d1,...] or DTYPE[...]@LOW:HIGH")
+        raise UsageError(f"bad example-input spec {spec!r}: expected DTYPE[d0,d1,...] or DTYPE[...]@LOW:HIGH")
     dtype = getattr(torch, m["dtype"], None)
     if not isinstance(dtype, torch.dtype):
-        raise SystemExit(f"unknown dtype {m['dtype']!r} in {spec!r}")
+        raise UsageError(f"unknown dtype {m['dtype']!r} in {spec!r}")
     dims = [int(d) for d in m["dims"].split(",") if d.strip()]
     if dtype.is_floating_point:
         if m["low"] is None:
@@ -117,7 +111,10 @@ def _example_from_spec(spec: str) -> torch.Tensor:
 
 def _example_inputs(values: Sequence[str]) -> tuple[torch.Tensor, ...]:
     if len(values) == 1 and values[0].endswith((".pt", ".pth")):
-        loaded = torch.load(values[0], weights_only=True)
+        try:
+            loaded = torch.load(values[0], weights_only=True)
+        except (OSError, RuntimeError, ValueError) as e:
+            raise UsageError(f"cannot read the example inputs {values[0]!r}: {e}") from None
         if isinstance(loaded, torch.Tensor):
             return (loaded,)
         if isinstance(loaded, dict):
@@ -126,16 +123,35 @@ def _example_inputs(values: Sequence[str]) -> tuple[torch.Tensor, ...]:
     return tuple(_example_from_spec(v) for v in values)
 
 
-def convert(net_path: str, init_path: str, out: str, example_values: Sequence[str], dynamic_batch: bool) -> int:
-    model = load_net(net_path, init_path)
+def convert(
+    net_path: str, init_path: Optional[str], out: str, example_values: Optional[Sequence[str]], dynamic_batch: bool,
+    strict: bool = False,
+) -> int:
+    model = load_net(net_path, init_path, strict=strict)
     model.eval()
-    inputs = _example_inputs(example_values)
+    names = model.caffe2_inputs
+    if example_values:
+        inputs = _example_inputs(example_values)
+    elif all(b in model.caffe2_input_hints for b in names):
+        # Every input has a placeholder in the init net: its value is the example.
+        inputs = tuple(model.caffe2_input_hints[b] for b in names)
+    else:
+        missing = [b for b in names if b not in model.caffe2_input_hints]
+        raise UsageError(f"--example-inputs is needed: the net's inputs {missing} have no shape in the NetDef")
+    if len(inputs) != len(names):
+        raise UsageError(
+            f"{len(inputs)} example input(s) given, but the net takes {len(names)}: {names}"
+        )
     dynamic_shapes = None
     if dynamic_batch and inputs:
         # AUTO lets export work out which leading dims are tied (dense rows and lengths share
         # the batch; sparse id lists have their own sizes) instead of guessing from the example.
         dynamic_shapes = tuple({0: torch.export.Dim.AUTO} if x.dim() else None for x in inputs)
-    program = torch.export.export(model, inputs, dynamic_shapes=dynamic_shapes)
+    try:
+        program = torch.export.export(model, inputs, dynamic_shapes=dynamic_shapes)
+    except Exception as e:  # the model rejects the examples: one line, not export's traceback
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise NetImportError(f"torch.export failed on the example inputs: {type(e).__name__}: {first}") from None
     torch.export.save(program, out)
     print(f"wrote {out}: {len(inputs)} inputs, {len(list(model.parameters()))} parameters")
     return 0
@@ -144,25 +160,37 @@ def convert(net_path: str, init_path: str, out: str, example_values: Sequence[st
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m torch_caffe2ops.caffe2", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p_inspect = sub.add_parser("inspect", help="operator types with support status, inputs, parameters, outputs")
+    p_inspect = sub.add_parser(
+        "inspect", help="dry run of the conversion: operator types, inputs, parameters, outputs, ignored arguments"
+    )
     p_inspect.add_argument("net", help="predict net (.pb binary, or .pbtxt/.prototxt/.txt text)")
     p_inspect.add_argument("init", nargs="?", help="init net")
+    p_inspect.add_argument("--strict", action="store_true", help="arguments Caffe2 does not read are errors")
     p_convert = sub.add_parser("convert", help="write a torch.export program (.pt2)")
     p_convert.add_argument("net")
-    p_convert.add_argument("init")
+    p_convert.add_argument("init", nargs="?", help="init net (optional, as for load_net)")
     p_convert.add_argument("-o", "--output", required=True, help="path of the .pt2 file")
     p_convert.add_argument(
-        "--example-inputs", nargs="+", required=True,
-        help="a torch.save'd tuple of tensors, or one DTYPE[dims][@LOW:HIGH] spec per forward argument",
+        "--example-inputs", nargs="+",
+        help="a torch.save'd tuple of tensors, or one DTYPE[dims][@LOW:HIGH] spec per forward argument "
+        "(optional when the init net holds a placeholder for every input)",
     )
     p_convert.add_argument(
         "--dynamic-batch", action="store_true",
         help="make dim 0 of every input dynamic (export infers which are tied); use example sizes >= 2",
     )
+    p_convert.add_argument("--strict", action="store_true", help="arguments Caffe2 does not read are errors")
     args = parser.parse_args(argv)
-    if args.command == "inspect":
-        return inspect(args.net, args.init)
-    return convert(args.net, args.init, args.output, args.example_inputs, args.dynamic_batch)
+    try:
+        if args.command == "inspect":
+            return inspect(args.net, args.init, args.strict)
+        return convert(args.net, args.init, args.output, args.example_inputs, args.dynamic_batch, args.strict)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except NetImportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

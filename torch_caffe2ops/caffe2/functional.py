@@ -245,6 +245,24 @@ def gather(data: Tensor, indices: Tensor, axis: int = 0, wrap_indices: bool = Tr
     return out.reshape(shape)
 
 
+def scatter_assign(data: Tensor, indices: Tensor, slices: Tensor) -> Tensor:
+    """data[indices[i]] = slices[i] along dim 0, in order (a repeated index keeps the last slice)."""
+    if indices.dim() != 1:
+        indices = indices.reshape(-1)
+    if slices.size(0) != indices.size(0):
+        raise RuntimeError(f"ScatterAssign: {indices.size(0)} indices for {slices.size(0)} slices")
+    n = data.size(0)
+    if indices.numel() > 0 and (bool((indices < 0).any()) or bool((indices >= n).any())):
+        raise RuntimeError(f"ScatterAssign: an index is outside [0, {n})")
+    idx = indices.long()
+    # Keep the last occurrence of each index: index_copy is unordered for duplicates.
+    order = torch.arange(idx.numel(), device=idx.device)
+    last = torch.full([n], -1, dtype=torch.long, device=idx.device).scatter_reduce(0, idx, order, "amax")
+    keep = last.index_select(0, idx) == order
+    out = data.clone()
+    return out.index_copy(0, idx[keep], slices.reshape([slices.size(0)] + list(data.shape[1:]))[keep])
+
+
 # --- segment reductions ---------------------------------------------------------------------
 
 

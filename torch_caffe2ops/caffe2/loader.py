@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import collections
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
 import torch
 import torch.fx
 
-from . import converters_caffe2ops, converters_core, converters_fill  # noqa: F401  (register converters)
+from . import converters  # noqa: F401  (imports every converter module, which registers itself)
 from .context import ConversionContext, sanitize
-from .errors import NetImportError, TrainingNetError, UnsupportedOperatorError
+from .errors import NetImportError, TrainingNetError, UnknownArgumentError, UnsupportedOperatorError
 from .proto import NetSource, read_net
-from .registry import OpCall, decode_args, get_converter
+from .registry import OpCall, decode_args, describe_op, get_converter
 
 # Operator types that only exist in training nets (optimizers, iteration counters, learning
 # rates, parameter-update scatters). Gradient types are recognised by name instead.
@@ -19,7 +20,7 @@ TRAINING_OP_TYPES = frozenset({
     "Iter", "AtomicIter", "LearningRate", "SGD", "MomentumSGD", "MomentumSGDUpdate", "SparseMomentumSGDUpdate",
     "Adagrad", "SparseAdagrad", "RowWiseSparseAdagrad", "Adam", "SparseAdam", "RowWiseSparseAdam", "Ftrl",
     "SparseFtrl", "Adadelta", "SparseAdadelta", "RmsProp", "Lamb", "SparseLamb", "Wngrad", "SparseWngrad",
-    "YellowFin", "Storm", "SparseStorm", "ScatterWeightedSum", "ScatterAssign", "WeightedSum", "EnsureDense",
+    "YellowFin", "Storm", "SparseStorm", "ScatterWeightedSum", "WeightedSum", "EnsureDense",
     "LabelCrossEntropy", "SoftmaxWithLoss", "SigmoidCrossEntropyWithLogits", "AveragedLoss", "MakeTwoClass",
 })
 REGISTRY_HINT = (
@@ -63,14 +64,49 @@ def check_net(nets: list[tuple[str, Any]]) -> None:
         )
 
 
+def unread_arguments(net: Any, role: str) -> list[str]:
+    """One line per operator that carries arguments its Caffe2 operator does not read."""
+    lines = []
+    for index, op in enumerate(net.op):
+        converter = get_converter(op.type)
+        if converter is None:
+            continue
+        where = describe_op(op.type, role, index, op.name, list(op.output))
+        unread = decode_args(converter, op, where).unread
+        if unread:
+            listing = ", ".join(f"{name!r} = {text}" for name, text in unread.items())
+            lines.append(f"{where}: {listing}")
+    return lines
+
+
+def check_strict(net: Any, role: str) -> None:
+    """``strict=True``: every argument Caffe2's operators would not read is an error, all of
+    them listed at once."""
+    lines = unread_arguments(net, role)
+    if lines:
+        raise UnknownArgumentError(
+            f"{len(lines)} operator(s) of the {role} carry arguments that Caffe2's operator does not read "
+            "(strict=True; without it they are ignored, as Caffe2 did):\n  " + "\n  ".join(lines)
+        )
+
+
 class _Converter:
     """Walks one net's operators in order, binding each output blob to an fx node."""
 
-    def __init__(self, ctx: ConversionContext, role: str, lookup: Callable[[str], Optional[torch.fx.Node]]):
+    def __init__(
+        self,
+        ctx: ConversionContext,
+        role: str,
+        lookup: Callable[[str], Optional[torch.fx.Node]],
+        strict: bool = False,
+    ):
         self.ctx = ctx
         self.role = role
         self.env: dict[str, torch.fx.Node] = {}
         self._lookup = lookup
+        self.strict = strict
+        # (operator type, argument) -> how many operators carried it; Caffe2 did not read them.
+        self.ignored: collections.Counter = collections.Counter()
 
     def value(self, blob: str, where: str) -> torch.fx.Node:
         node = self.env.get(blob)
@@ -85,22 +121,28 @@ class _Converter:
         return node
 
     def run(self, net: Any) -> None:
+        if self.strict:
+            check_strict(net, self.role)
         for index, op in enumerate(net.op):
             self.convert(index, op)
 
     def convert(self, index: int, op: Any) -> None:
         converter = get_converter(op.type)
         assert converter is not None  # check_net ran first
-        where = f"{self.role} operator #{index}" + (f" {op.name!r}" if op.name else "")
+        where = describe_op(op.type, self.role, index, op.name, list(op.output))
         lo, hi = converter.inputs
         if len(op.input) < lo or (hi is not None and len(op.input) > hi):
-            raise NetImportError(f"{op.type} ({where}): {len(op.input)} inputs, expected {_count(lo, hi)}")
+            raise NetImportError(f"{where}: {len(op.input)} inputs, expected {_count(lo, hi)}")
         lo, hi = converter.outputs
         if len(op.output) < lo or (hi is not None and len(op.output) > hi):
-            raise NetImportError(f"{op.type} ({where}): {len(op.output)} outputs, expected {_count(lo, hi)}")
-        args, given = decode_args(converter, op, where)
-        inputs = [self.value(b, f"{op.type} ({where})") for b in op.input]
-        call = OpCall(op.type, index, op, inputs, list(op.input), list(op.output), args, given)
+            raise NetImportError(f"{where}: {len(op.output)} outputs, expected {_count(lo, hi)}")
+        decoded = decode_args(converter, op, where)
+        for name in decoded.unread:
+            self.ignored[(op.type, name)] += 1
+        inputs = [self.value(b, where) for b in op.input]
+        call = OpCall(
+            op.type, index, op, inputs, list(op.input), list(op.output), decoded.values, decoded.given, self.role
+        )
         self.ctx.name_hint = sanitize(op.output[0]) if op.output else sanitize(op.type)
         self.ctx.output_hints = list(op.output)
         try:
@@ -108,10 +150,10 @@ class _Converter:
         except NetImportError:
             raise
         except Exception as e:  # a converter bug or a value Caffe2 would reject
-            raise NetImportError(f"{op.type} ({where}): {type(e).__name__}: {e}") from e
+            raise NetImportError(f"{where}: {type(e).__name__}: {e}") from e
         nodes = [result] if isinstance(result, torch.fx.Node) else list(result)
         if len(nodes) < len(op.output) or any(n is None for n in nodes[: len(op.output)]):
-            raise NetImportError(f"{op.type} ({where}): the converter produced {len(nodes)} of {len(op.output)} outputs")
+            raise NetImportError(f"{where}: the converter produced {len(nodes)} of {len(op.output)} outputs")
         for blob, node in zip(op.output, nodes):
             self.env[blob] = node
 
@@ -183,30 +225,122 @@ def run_init_net(init: Any) -> dict[str, torch.Tensor]:
     return {n: v.detach() for n, v in zip(names, values)}
 
 
+@dataclass
+class InputPlan:
+    """Which predict-net blobs the module's ``forward`` takes, and why the others are not."""
+
+    inputs: list[str]
+    # Inputs that the init net also fills (a placeholder or an example input): the init
+    # net's value, kept only as a shape and dtype hint.
+    hints: dict[str, torch.Tensor] = field(default_factory=dict)
+    # External inputs that no operator reads and the net does not return.
+    unused: list[str] = field(default_factory=list)
+
+
+def _first_reads(predict: Any) -> dict[str, list[tuple[Any, int]]]:
+    """blob -> (converter, input position) of every read that happens before the predict net
+    writes the blob (those read the external or init-net value)."""
+    reads: dict[str, list[tuple[Any, int]]] = collections.defaultdict(list)
+    written: set[str] = set()
+    for op in predict.op:
+        converter = get_converter(op.type)
+        for position, blob in enumerate(op.input):
+            if blob not in written:
+                reads[blob].append((converter, position))
+        written.update(op.output)
+    return reads
+
+
+def plan_inputs(predict: Any, init_blobs: dict[str, torch.Tensor], inputs: Optional[list[str]] = None) -> InputPlan:
+    """The forward's inputs, as Caffe2's Predictor fed them.
+
+    The Predictor bound the caller's tensors to the predict net's ``external_input`` blobs in
+    order, overriding whatever the init net had put there. So, in ``external_input`` order:
+
+    - a blob the init net does not fill is an input;
+    - a blob the init net fills is a parameter if some operator reads it where parameters go
+      (a weight, a bias, an embedding table: any input position its converter does not mark
+      as data), and otherwise an input whose init-net value (a placeholder such as
+      ``ConstantFill -> data``, or an exported example input) is only a shape hint;
+    - a blob no operator reads, and that the net does not return, is left out.
+
+    ``inputs`` names them explicitly instead.
+    """
+    external = list(predict.external_input)
+    if len(set(external)) != len(external):
+        dup = sorted({b for b in external if external.count(b) > 1})
+        raise NetImportError(f"predict net: external_input lists blob(s) {dup} more than once")
+    reads = _first_reads(predict)
+    returned = set(predict.external_output)
+    if inputs is not None:
+        inputs = list(inputs)
+        if len(set(inputs)) != len(inputs):
+            raise NetImportError(f"load_net: inputs={inputs} names a blob twice")
+        for blob in inputs:
+            if blob not in reads and blob not in returned:
+                raise NetImportError(
+                    f"load_net: inputs names {blob!r}, which no operator of the predict net reads "
+                    f"before writing it (external_input: {external})"
+                )
+        hints = {b: init_blobs[b] for b in inputs if b in init_blobs}
+        unused = [b for b in external if b not in inputs and b not in init_blobs and b not in reads]
+        return InputPlan(inputs, hints, unused)
+    plan = InputPlan([])
+    for blob in external:
+        if blob not in reads and blob not in returned:
+            plan.unused.append(blob)
+        elif blob not in init_blobs:
+            plan.inputs.append(blob)
+        elif not any(c is None or not c.is_data_input(pos) for c, pos in reads.get(blob, [])) and blob not in returned:
+            plan.inputs.append(blob)
+            plan.hints[blob] = init_blobs[blob]
+    return plan
+
+
 def load_net(
-    predict_net: NetSource, init_net: Optional[NetSource] = None, *, device: Union[str, torch.device] = "cpu"
+    predict_net: NetSource,
+    init_net: Optional[NetSource] = None,
+    *,
+    device: Union[str, torch.device] = "cpu",
+    inputs: Optional[list[str]] = None,
+    outputs: Optional[list[str]] = None,
+    strict: bool = False,
 ) -> torch.fx.GraphModule:
     """Load a Caffe2 NetDef as a ``torch.fx.GraphModule``.
 
     ``predict_net`` / ``init_net``: a path (binary, or text for ``.pbtxt``/``.prototxt``/
     ``.txt``), ``bytes`` (binary or text), text as ``str``, or a parsed NetDef message. The init
     net runs once: its floating blobs become trainable parameters, the others buffers (as are
-    floating blobs read only by operators Caffe2 never differentiates, such as bucket borders). The
-    module's ``forward`` takes the predict net's ``external_input`` blobs that the init net
-    does not produce, positionally in that order, and returns the ``external_output`` blobs
-    (one tensor, or a tuple when there are several).
+    floating blobs read only by operators Caffe2 never differentiates, such as bucket borders).
+
+    The module's ``forward`` takes the predict net's ``external_input`` blobs that are real
+    inputs, positionally in that order (see :func:`plan_inputs`: a blob the init net fills only
+    as a placeholder is an input, an external input nothing reads is left out), and returns the
+    ``external_output`` blobs (one tensor, or a tuple when there are several). ``inputs`` and
+    ``outputs`` name the blobs explicitly instead.
+
+    Arguments an operator carries that Caffe2's operator does not read are ignored, as Caffe2
+    did, and listed in the module's ``caffe2_ignored_arguments``; ``strict=True`` makes them an
+    :class:`UnknownArgumentError` that lists all of them.
 
     Raises :class:`TrainingNetError` for gradient/training operators,
-    :class:`UnsupportedOperatorError` (listing every missing type) before building anything,
-    :class:`UnknownArgumentError` for an argument a converter does not know.
+    :class:`UnsupportedOperatorError` (listing every missing type) before building anything.
+    The module carries ``caffe2_inputs``, ``caffe2_outputs``, ``caffe2_input_hints`` (name ->
+    the init net's placeholder value), ``caffe2_unused_inputs`` and ``caffe2_ignored_arguments``
+    (``"Type.argument"`` -> count).
     """
     predict = read_net(predict_net)
     init = read_net(init_net) if init_net is not None else None
     device = torch.device(device)
     nets = ([("init net", init)] if init is not None else []) + [("predict net", predict)]
     check_net(nets)
+    if strict:
+        for role, net in nets:
+            check_strict(net, role)
 
     blobs = run_init_net(init) if init is not None else {}
+    plan = plan_inputs(predict, blobs, inputs)
+    blobs = {b: t for b, t in blobs.items() if b not in plan.inputs}
     graph = torch.fx.Graph()
     ctx = ConversionContext(graph, device)
     params: dict[str, torch.Tensor] = {}
@@ -223,20 +357,24 @@ def load_net(
         return graph.get_attr(attr)
 
     conv = _Converter(ctx, "predict net", init_blob)
-    inputs = [b for b in predict.external_input if b not in blobs]
-    if len(set(inputs)) != len(inputs):
-        raise NetImportError(f"predict net: external_input lists a blob twice: {inputs}")
-    for blob in inputs:
+    for blob in plan.inputs:
         conv.env[blob] = graph.placeholder(sanitize(blob))
     conv.run(predict)
 
-    outputs = list(predict.external_output)
+    if outputs is None:
+        outputs = list(predict.external_output)
     if not outputs:
         if not predict.op:
             raise NetImportError("predict net: no operators and no external_output")
         # Hand-written nets often omit external_output; the last operator's outputs are the result.
         outputs = list(predict.op[-1].output)
-    values = [conv.value(b, "predict net external_output") for b in outputs]
+    values = [conv.value(b, "predict net output") for b in outputs]
     graph.output(values[0] if len(values) == 1 else tuple(values))
     class_name = sanitize(predict.name) if predict.name else "Caffe2Net"
-    return _module(ctx, graph, class_name, params, frozenset(trainable))
+    gm = _module(ctx, graph, class_name, params, frozenset(trainable))
+    gm.caffe2_inputs = list(plan.inputs)
+    gm.caffe2_outputs = list(outputs)
+    gm.caffe2_input_hints = dict(plan.hints)
+    gm.caffe2_unused_inputs = list(plan.unused)
+    gm.caffe2_ignored_arguments = {f"{t}.{a}": n for (t, a), n in sorted(conv.ignored.items())}
+    return gm

@@ -1,163 +1,193 @@
-"""Caffe2's NetDef messages and the readers that turn files, bytes or text into them.
+"""Caffe2's protobuf messages (NetDef, TensorProto, BlobProto, MetaNetDef, ...) and the readers
+that turn files, bytes or text into NetDefs.
 
-The message classes are built at import time from a descriptor written out below (the same
-schema as ``caffe2.proto`` next to this file). Building them in Python, instead of shipping
-protoc output, keeps the package independent of the protobuf runtime's generated-code version.
-The descriptor lives in a private pool so that it cannot clash with another ``caffe2``
-package a user may have registered (for example an old ``caffe2_pb2``).
+The message classes are built at import time from ``caffe2.proto`` next to this file, the one
+statement of the schema: a small reader turns it into a descriptor. Building them in Python,
+instead of shipping protoc output, keeps the package independent of the protobuf runtime's
+generated-code version. The descriptor lives in a private pool so that it cannot clash with
+another ``caffe2`` package a user may have registered (for example an old ``caffe2_pb2``).
 """
 from __future__ import annotations
 
 import os
-from typing import Any, Union
+import re
+from typing import Any, Optional, Union
 
-try:
-    from google.protobuf import descriptor_pb2, descriptor_pool, message, text_format
-except ImportError as e:  # pragma: no cover - protobuf is optional for the rest of the package
-    raise ImportError(
-        "torch_caffe2ops.caffe2 reads Caffe2 protobufs and needs the protobuf package: pip install protobuf"
-    ) from e
+from ._deps import require_protobuf
+
+require_protobuf()
+from google.protobuf import descriptor_pb2, descriptor_pool, message, text_format  # noqa: E402
+
+from .errors import NetImportError  # noqa: E402
 
 _F = descriptor_pb2.FieldDescriptorProto
-
-_OPT, _REP, _REQ = _F.LABEL_OPTIONAL, _F.LABEL_REPEATED, _F.LABEL_REQUIRED
-_TYPES = {
-    "int64": _F.TYPE_INT64,
-    "int32": _F.TYPE_INT32,
-    "uint32": _F.TYPE_UINT32,
-    "float": _F.TYPE_FLOAT,
-    "double": _F.TYPE_DOUBLE,
-    "bool": _F.TYPE_BOOL,
-    "string": _F.TYPE_STRING,
+_SCALARS = {
+    "int64": _F.TYPE_INT64, "int32": _F.TYPE_INT32, "uint32": _F.TYPE_UINT32, "uint64": _F.TYPE_UINT64,
+    "float": _F.TYPE_FLOAT, "double": _F.TYPE_DOUBLE, "bool": _F.TYPE_BOOL, "string": _F.TYPE_STRING,
     "bytes": _F.TYPE_BYTES,
 }
-
-# Caffe2's TensorProto.DataType numbers (wire facts; Cast's `to` and fills' `dtype` use them).
-DATA_TYPES = {
-    "UNDEFINED": 0, "FLOAT": 1, "INT32": 2, "BYTE": 3, "STRING": 4, "BOOL": 5, "UINT8": 6,
-    "INT8": 7, "UINT16": 8, "INT16": 9, "INT64": 10, "FLOAT16": 12, "DOUBLE": 13,
-    "ZERO_COLLISION_HASH": 14, "REBATCHING_BUFFER": 15,
-}
-
-# (name, number, label, type, default) — type is a scalar name or ".caffe2.Message"/enum path.
-_MESSAGES: dict[str, list[tuple]] = {
-    "TensorProto": [
-        ("dims", 1, _REP, "int64", None),
-        ("data_type", 2, _OPT, ".caffe2.TensorProto.DataType", "FLOAT"),
-        ("data_format", 15, _OPT, "uint32", "0"),
-        ("float_data", 3, _REP, "float", None),
-        ("int32_data", 4, _REP, "int32", None),
-        ("byte_data", 5, _OPT, "bytes", None),
-        ("string_data", 6, _REP, "bytes", None),
-        ("double_data", 9, _REP, "double", None),
-        ("int64_data", 10, _REP, "int64", None),
-        ("raw_data", 13, _OPT, "bytes", None),
-        ("name", 7, _OPT, "string", None),
-        ("device_detail", 8, _OPT, ".caffe2.DeviceOption", None),
-        ("segment", 11, _OPT, ".caffe2.TensorProto.Segment", None),
-    ],
-    "Argument": [
-        ("name", 1, _OPT, "string", None),
-        ("f", 2, _OPT, "float", None),
-        ("i", 3, _OPT, "int64", None),
-        ("s", 4, _OPT, "bytes", None),
-        ("t", 10, _OPT, ".caffe2.TensorProto", None),
-        ("n", 8, _OPT, ".caffe2.NetDef", None),
-        ("floats", 5, _REP, "float", None),
-        ("ints", 6, _REP, "int64", None),
-        ("strings", 7, _REP, "bytes", None),
-        ("tensors", 11, _REP, ".caffe2.TensorProto", None),
-        ("nets", 9, _REP, ".caffe2.NetDef", None),
-    ],
-    "DeviceOption": [
-        ("device_type", 1, _OPT, "int32", "0"),
-        ("device_id", 2, _OPT, "int32", None),
-        ("random_seed", 3, _OPT, "uint32", None),
-        ("node_name", 4, _OPT, "string", None),
-        ("numa_node_id", 5, _OPT, "int32", None),
-        ("extra_info", 6, _REP, "string", None),
-    ],
-    "OperatorDef": [
-        ("input", 1, _REP, "string", None),
-        ("output", 2, _REP, "string", None),
-        ("name", 3, _OPT, "string", None),
-        ("type", 4, _OPT, "string", None),
-        ("arg", 5, _REP, ".caffe2.Argument", None),
-        ("device_option", 6, _OPT, ".caffe2.DeviceOption", None),
-        ("engine", 7, _OPT, "string", None),
-        ("control_input", 8, _REP, "string", None),
-        ("is_gradient_op", 9, _OPT, "bool", "false"),
-        ("debug_info", 10, _OPT, "string", None),
-        ("domain", 11, _OPT, "string", None),
-        ("op_version", 12, _OPT, "int64", None),
-    ],
-    "NetDef": [
-        ("name", 1, _OPT, "string", None),
-        ("op", 2, _REP, ".caffe2.OperatorDef", None),
-        ("type", 3, _OPT, "string", None),
-        ("num_workers", 4, _OPT, "int32", None),
-        ("device_option", 5, _OPT, ".caffe2.DeviceOption", None),
-        ("arg", 6, _REP, ".caffe2.Argument", None),
-        ("external_input", 7, _REP, "string", None),
-        ("external_output", 8, _REP, "string", None),
-    ],
-}
-_PACKED = {("TensorProto", n) for n in ("float_data", "int32_data", "double_data", "int64_data")}
+_LABELS = {"optional": _F.LABEL_OPTIONAL, "repeated": _F.LABEL_REPEATED, "required": _F.LABEL_REQUIRED}
+SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "caffe2.proto")
+_TOKEN = re.compile(r'"[^"]*"|[A-Za-z_][\w.]*|-?\d+|[{}=;\[\],]')
 
 
-def _add_fields(msg: descriptor_pb2.DescriptorProto, owner: str, fields: list[tuple]) -> None:
-    for name, number, label, typ, default in fields:
-        f = msg.field.add(name=name, number=number, label=label)
-        if typ in _TYPES:
-            f.type = _TYPES[typ]
+def _tokens(text: str) -> list[str]:
+    text = re.sub(r"//[^\n]*", "", text)
+    return _TOKEN.findall(text)
+
+
+class _SchemaReader:
+    """Reads the proto2 subset caffe2.proto uses (package, messages, nested messages and enums,
+    scalar/message/enum fields with labels, ``default`` and ``packed`` options) into a
+    FileDescriptorProto. Type names are resolved afterwards, scope by scope, as protoc does."""
+
+    def __init__(self, text: str):
+        self.toks = _tokens(text)
+        self.pos = 0
+
+    def take(self, expected: Optional[str] = None) -> str:
+        tok = self.toks[self.pos]
+        if expected is not None and tok != expected:
+            raise ValueError(f"caffe2.proto: expected {expected!r}, found {tok!r} (token {self.pos})")
+        self.pos += 1
+        return tok
+
+    def file(self) -> descriptor_pb2.FileDescriptorProto:
+        fdp = descriptor_pb2.FileDescriptorProto(name="torch_caffe2ops/caffe2/caffe2.proto", syntax="proto2")
+        while self.pos < len(self.toks):
+            tok = self.take()
+            if tok == "syntax":
+                self.take("=")
+                self.take()
+                self.take(";")
+            elif tok == "package":
+                fdp.package = self.take()
+                self.take(";")
+            elif tok == "message":
+                self.message(fdp.message_type.add())
+            elif tok == "enum":
+                self.enum(fdp.enum_type.add())
+            else:
+                raise ValueError(f"caffe2.proto: unexpected {tok!r} at file level")
+        return fdp
+
+    def enum(self, enum: Any) -> None:
+        enum.name = self.take()
+        self.take("{")
+        while self.toks[self.pos] != "}":
+            name = self.take()
+            self.take("=")
+            enum.value.add(name=name, number=int(self.take()))
+            self.take(";")
+        self.take("}")
+
+    def message(self, msg: Any) -> None:
+        msg.name = self.take()
+        self.take("{")
+        while self.toks[self.pos] != "}":
+            tok = self.take()
+            if tok == "message":
+                self.message(msg.nested_type.add())
+            elif tok == "enum":
+                self.enum(msg.enum_type.add())
+            elif tok in _LABELS:
+                self.field(msg.field.add(label=_LABELS[tok]))
+            else:
+                raise ValueError(f"caffe2.proto: unexpected {tok!r} in message {msg.name}")
+        self.take("}")
+
+    def field(self, f: Any) -> None:
+        typ = self.take()
+        f.name = self.take()
+        self.take("=")
+        f.number = int(self.take())
+        if typ in _SCALARS:
+            f.type = _SCALARS[typ]
         else:
-            f.type_name = typ
-            f.type = _F.TYPE_ENUM if typ.endswith("DataType") else _F.TYPE_MESSAGE
-        if default is not None:
-            f.default_value = default
-        if (owner, name) in _PACKED:
-            f.options.packed = True
+            f.type_name = typ  # resolved later
+        if self.toks[self.pos] == "[":
+            self.take("[")
+            while True:
+                key = self.take()
+                self.take("=")
+                value = self.take()
+                if key == "default":
+                    f.default_value = value.strip('"')
+                elif key == "packed":
+                    f.options.packed = value == "true"
+                if self.take() == "]":
+                    break
+        self.take(";")
 
 
-def _file_descriptor() -> descriptor_pb2.FileDescriptorProto:
-    fdp = descriptor_pb2.FileDescriptorProto(
-        name="torch_caffe2ops/caffe2/caffe2.proto", package="caffe2", syntax="proto2"
-    )
-    for owner, fields in _MESSAGES.items():
-        msg = fdp.message_type.add(name=owner)
-        _add_fields(msg, owner, fields)
-        if owner == "TensorProto":
-            enum = msg.enum_type.add(name="DataType")
-            for key, number in DATA_TYPES.items():
-                enum.value.add(name=key, number=number)
-            seg = msg.nested_type.add(name="Segment")
-            _add_fields(seg, "Segment", [("begin", 1, _REQ, "int64", None), ("end", 2, _REQ, "int64", None)])
-    return fdp
+def _resolve(fdp: descriptor_pb2.FileDescriptorProto) -> None:
+    """Turn each field's relative type name into a full one (and mark enums), innermost scope first."""
+    kinds: dict[str, int] = {}
+
+    def collect(scope: str, messages: Any, enums: Any) -> None:
+        for e in enums:
+            kinds[f"{scope}.{e.name}"] = _F.TYPE_ENUM
+        for m in messages:
+            kinds[f"{scope}.{m.name}"] = _F.TYPE_MESSAGE
+            collect(f"{scope}.{m.name}", m.nested_type, m.enum_type)
+
+    root = f".{fdp.package}"
+    collect(root, fdp.message_type, fdp.enum_type)
+
+    def fix(scope: str, messages: Any) -> None:
+        for m in messages:
+            inner = f"{scope}.{m.name}"
+            for f in m.field:
+                if not f.type_name:
+                    continue
+                parts = inner.split(".")
+                while parts:
+                    candidate = ".".join(parts + [f.type_name])
+                    if candidate in kinds:
+                        f.type_name, f.type = candidate, kinds[candidate]
+                        break
+                    parts.pop()
+                else:
+                    raise ValueError(f"caffe2.proto: unknown type {f.type_name!r} in {inner}")
+            fix(inner, m.nested_type)
+
+    fix(root, fdp.message_type)
 
 
 def _message_classes() -> dict[str, type]:
+    with open(SCHEMA_PATH, encoding="utf-8") as fh:
+        fdp = _SchemaReader(fh.read()).file()
+    _resolve(fdp)
     pool = descriptor_pool.DescriptorPool()
-    pool.Add(_file_descriptor())
+    pool.Add(fdp)
     classes = {}
-    for name in _MESSAGES:
-        desc = pool.FindMessageTypeByName(f"caffe2.{name}")
+    for m in fdp.message_type:
+        desc = pool.FindMessageTypeByName(f"{fdp.package}.{m.name}")
         try:  # protobuf >= 4.22
             from google.protobuf.message_factory import GetMessageClass
 
-            classes[name] = GetMessageClass(desc)
+            classes[m.name] = GetMessageClass(desc)
         except ImportError:  # older runtimes only have the factory object
             from google.protobuf import message_factory
 
-            classes[name] = message_factory.MessageFactory(pool).GetPrototype(desc)
+            classes[m.name] = message_factory.MessageFactory(pool).GetPrototype(desc)
     return classes
 
 
 _CLASSES = _message_classes()
 TensorProto: Any = _CLASSES["TensorProto"]
+QTensorProto: Any = _CLASSES["QTensorProto"]
+TensorProtos: Any = _CLASSES["TensorProtos"]
 Argument: Any = _CLASSES["Argument"]
 DeviceOption: Any = _CLASSES["DeviceOption"]
 OperatorDef: Any = _CLASSES["OperatorDef"]
 NetDef: Any = _CLASSES["NetDef"]
+PlanDef: Any = _CLASSES["PlanDef"]
+BlobProto: Any = _CLASSES["BlobProto"]
+MetaNetDef: Any = _CLASSES["MetaNetDef"]
+
+# Caffe2's TensorProto.DataType numbers by name (Cast's `to` and the fills' `dtype` use them).
+DATA_TYPES = {v.name: v.number for v in TensorProto.DESCRIPTOR.enum_types_by_name["DataType"].values}
 
 NetSource = Union["os.PathLike[str]", str, bytes, bytearray, memoryview, message.Message]
 
@@ -167,31 +197,54 @@ TEXT_SUFFIXES = (".pbtxt", ".prototxt", ".txt", ".pbtext", ".textproto")
 def _parse_text(text: str, where: str) -> Any:
     net = NetDef()
     try:
-        text_format.Parse(text, net)
+        # A newer writer's fields are skipped, as a binary parse keeps them as unknown fields.
+        text_format.Parse(text, net, allow_unknown_field=True)
     except text_format.ParseError as e:
-        raise ValueError(f"{where}: not a Caffe2 NetDef in protobuf text format: {e}") from e
+        raise NetImportError(f"{where}: not a Caffe2 NetDef in protobuf text format: {e}") from None
     return net
 
 
+def _looks_like_text(data: bytes) -> bool:
+    """Text format is printable UTF-8; a binary NetDef starts with a field tag byte and holds
+    length prefixes, which are control characters in all but freak cases."""
+    head = data[:4096]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        # A cut multi-byte character at the end of the sample is still text.
+        try:
+            text = head[:-3].decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return all(c.isprintable() or c in "\n\r\t\f\v" for c in text)
+
+
 def _parse_bytes(data: bytes, where: str) -> Any:
+    if data and _looks_like_text(data):
+        return _parse_text(data.decode("utf-8", errors="replace"), where)
     net = NetDef()
     try:
         net.ParseFromString(data)
-        # Text bytes almost never parse as binary; a binary parse that yields nothing from a
-        # non-empty buffer means it was text (or garbage) after all.
-        if data and (net.ByteSize() == 0):
-            raise message.DecodeError("no known field")
-        return net
-    except message.DecodeError as binary_error:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ValueError(f"{where}: not a Caffe2 NetDef (binary parse failed: {binary_error})") from None
-        return _parse_text(text, where)
+    except message.DecodeError as e:
+        raise NetImportError(
+            f"{where}: a broken binary NetDef ({len(data)} bytes; truncated or corrupted): {e}"
+        ) from None
+    if data and net.ByteSize() == 0:
+        raise NetImportError(f"{where}: {len(data)} bytes that hold no NetDef field")
+    return net
 
 
 def _looks_like_path(s: str) -> bool:
     return "\n" not in s and len(s) < 4096 and (os.path.exists(s) or s.endswith((".pb", *TEXT_SUFFIXES)))
+
+
+def read_file(path: str) -> bytes:
+    """The bytes of ``path``; a missing or unreadable file is a :class:`NetImportError`."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as e:
+        raise NetImportError(f"{path}: cannot read the file: {e.strerror or e}") from None
 
 
 def read_net(source: NetSource) -> Any:
@@ -210,10 +263,12 @@ def read_net(source: NetSource) -> Any:
         return _parse_bytes(bytes(source), "NetDef bytes")
     if isinstance(source, os.PathLike) or (isinstance(source, str) and _looks_like_path(source)):
         path = os.fspath(source)
-        with open(path, "rb") as fh:
-            data = fh.read()
+        data = read_file(path)
         if path.lower().endswith(TEXT_SUFFIXES):
-            return _parse_text(data.decode("utf-8"), path)
+            try:
+                return _parse_text(data.decode("utf-8"), path)
+            except UnicodeDecodeError:
+                raise NetImportError(f"{path}: a text NetDef file that is not UTF-8 text") from None
         return _parse_bytes(data, path)
     if isinstance(source, str):
         return _parse_text(source, "NetDef text")

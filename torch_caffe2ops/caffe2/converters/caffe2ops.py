@@ -11,8 +11,8 @@ import torch
 import torch_caffe2ops  # noqa: F401  (registers torch.ops.caffe2ops.*)
 from torch_caffe2ops import nn as c2nn
 
-from .context import ConversionContext
-from .registry import Arg, OpCall, register_converter
+from ..context import ConversionContext
+from ..registry import Arg, OpCall, register_converter
 
 _ops = torch.ops.caffe2ops
 
@@ -83,7 +83,7 @@ def _batch_bucket_one_hot(ctx: ConversionContext, op: OpCall):
     return ctx.call(_ops.batch_bucket_one_hot, *op.inputs)
 
 
-@register_converter("ConcatBatchMatMulBatchGatherOp", inputs=(2, None), outputs=(1, 1))
+@register_converter("ConcatBatchMatMulBatchGatherOp", inputs=(2, None), outputs=(1, 1), data_inputs="rest")
 def _concat_bmm_bg(ctx: ConversionContext, op: OpCall):
     return ctx.call(_ops.concat_batch_mat_mul_batch_gather, op.inputs[0], list(op.inputs[1:]))
 
@@ -94,6 +94,7 @@ def _concat(op_type: str, target) -> None:
         args={"axis": Arg("int"), "order": Arg("str"), "add_axis": False},
         inputs=(1, None),
         outputs=(1, 2),
+        data_inputs="all",
     )
     def convert(ctx: ConversionContext, op: OpCall):
         # Presence matters (HasArgument): an absent axis comes from order, default "NCHW" -> 1.
@@ -171,6 +172,6 @@ _sparse_normalize("SparseNormalize", _ops.sparse_normalize)
 _sparse_normalize("Float16SparseNormalize", _ops.float16_sparse_normalize)
 
 
-@register_converter("MarginRankingCriterion", args={"margin": 1.0}, inputs=(3, 3), outputs=(1, 1))
+@register_converter("MarginRankingCriterion", args={"margin": 1.0}, inputs=(3, 3), outputs=(1, 1), data_inputs="all")
 def _margin_ranking_criterion(ctx: ConversionContext, op: OpCall):
     return ctx.call(_ops.margin_ranking_criterion, *op.inputs, op.args["margin"])

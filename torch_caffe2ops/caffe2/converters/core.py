@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import torch
 
-from . import functional as fn
-from .context import ConversionContext
-from .dtypes import torch_dtype
-from .errors import InvalidArgumentError
-from .registry import Arg, OpCall, register_converter
+from .. import functional as fn
+from ..context import ConversionContext
+from ..registry import Arg, OpCall, register_converter
 
 # --- dense layers -----------------------------------------------------------------------------
 
@@ -74,22 +72,17 @@ def _scale(ctx: ConversionContext, op: OpCall):
 
 @register_converter("Clip", args={"min": Arg("float"), "max": Arg("float")}, inputs=(1, 1), outputs=(1, 1))
 def _clip(ctx: ConversionContext, op: OpCall):
-    # An absent bound is the type's lowest/highest value, i.e. no bound.
+    # An absent bound is the type's lowest/highest value, i.e. no bound; with neither, Y = X.
+    if op.args["min"] is None and op.args["max"] is None:
+        return ctx.method("clone", op.inputs[0])
     return ctx.call(torch.clamp, op.inputs[0], op.args["min"], op.args["max"])
 
 
-@register_converter("Cast", args={"to": Arg("proto")}, inputs=(1, 1), outputs=(1, 1))
+@register_converter("Cast", args={"to": Arg("dtype")}, inputs=(1, 1), outputs=(1, 1))
 def _cast(ctx: ConversionContext, op: OpCall):
-    arg = op.args["to"]
-    if arg is None:
-        raise InvalidArgumentError(f"Cast ({op.describe()}): argument 'to' is required")
-    # Caffe2 accepts the DataType as its number or, in some writers, as its name.
-    to = arg.s.decode() if arg.HasField("s") else int(arg.i)
-    try:
-        dtype = torch_dtype(to)
-    except ValueError as e:
-        raise InvalidArgumentError(f"Cast ({op.describe()}): argument 'to' = {to!r}: {e}") from None
-    return ctx.method("to", op.inputs[0], dtype)
+    if op.args["to"] is None:
+        raise op.error("argument 'to' is required")
+    return ctx.method("to", op.inputs[0], op.args["to"])
 
 
 # --- binary elementwise (numpy broadcasting, or Caffe2's legacy broadcast=1 rule) ---------------
@@ -106,16 +99,14 @@ def _binary(op_type: str, target) -> None:
         broadcast, axis = op.args["broadcast"], op.args["axis"]
         if op.has("axis_str"):
             if op.has("axis"):
-                raise InvalidArgumentError(f"{op_type} ({op.describe()}): axis and axis_str cannot be used together")
+                raise op.error("axis and axis_str cannot be used together")
             axis_str, order = op.args["axis_str"], op.args["order"]
             if len(axis_str) != 1 or axis_str not in order:
-                raise InvalidArgumentError(
-                    f"{op_type} ({op.describe()}): axis_str {axis_str!r} is not a letter of order {order!r}"
+                raise op.error(f"axis_str {axis_str!r} is not a letter of order {order!r}"
                 )
             axis = order.index(axis_str)
         if not broadcast and (op.has("axis") or op.has("axis_str")):
-            raise InvalidArgumentError(
-                f"{op_type} ({op.describe()}): do not specify axis or axis_str if broadcast is not enabled"
+            raise op.error("do not specify axis or axis_str if broadcast is not enabled"
             )
         a, b = op.inputs
         return ctx.call(target, a, b, broadcast, axis)
@@ -125,7 +116,7 @@ for _type, _target in {"Add": fn.add, "Sub": fn.sub, "Mul": fn.mul, "Div": fn.di
     _binary(_type, _target)
 
 
-@register_converter("Sum", inputs=(1, None), outputs=(1, 1))
+@register_converter("Sum", inputs=(1, None), outputs=(1, 1), data_inputs="all")
 def _sum(ctx: ConversionContext, op: OpCall):
     return ctx.call(fn.sum_inputs, list(op.inputs))
 
@@ -144,8 +135,7 @@ def _softmax(ctx: ConversionContext, op: OpCall):
 def _layer_norm(ctx: ConversionContext, op: OpCall):
     affine = op.args["elementwise_affine"]
     if affine != (len(op.inputs) == 3) or len(op.inputs) == 2:
-        raise InvalidArgumentError(
-            f"LayerNorm ({op.describe()}): elementwise_affine={int(affine)} needs "
+        raise op.error(f"elementwise_affine={int(affine)} needs "
             f"{'3 inputs (X, gamma, beta)' if affine else '1 input'}, got {len(op.inputs)}"
         )
     gamma, beta = (op.inputs[1], op.inputs[2]) if affine else (None, None)
@@ -161,8 +151,7 @@ def _reshape(ctx: ConversionContext, op: OpCall):
     x = op.inputs[0]
     if len(op.inputs) == 2:
         if op.has("shape"):
-            raise InvalidArgumentError(
-                f"Reshape ({op.describe()}): the new shape comes from the input blob; do not also pass `shape`"
+            raise op.error("the new shape comes from the input blob; do not also pass `shape`"
             )
         y = ctx.call(fn.reshape_from_tensor, x, op.inputs[1])
         # old_shape takes the integer type of the shape input, which is only known at run time;
@@ -170,7 +159,7 @@ def _reshape(ctx: ConversionContext, op: OpCall):
         shape_dtype = torch.int64
     else:
         if not op.has("shape"):
-            raise InvalidArgumentError(f"Reshape ({op.describe()}): argument `shape` is missing")
+            raise op.error("argument `shape` is missing")
         y = ctx.call(fn.reshape, x, op.args["shape"])
         shape_dtype = torch.int64
     names = op.output_names
@@ -203,7 +192,9 @@ def _squeeze(ctx: ConversionContext, op: OpCall):
     return ctx.call(fn.squeeze, op.inputs[0], op.args["dims"])
 
 
-@register_converter("Gather", args={"axis": 0, "wrap_indices": Arg("bool")}, inputs=(2, 2), outputs=(1, 1))
+@register_converter(
+    "Gather", args={"axis": 0, "wrap_indices": Arg("bool")}, inputs=(2, 2), outputs=(1, 1), data_inputs=(1,)
+)
 def _gather(ctx: ConversionContext, op: OpCall):
     # Without the argument Caffe2 wraps negative indices only when gathering along axis 0.
     wrap = op.args["wrap_indices"] if op.has("wrap_indices") else op.args["axis"] == 0
@@ -213,19 +204,21 @@ def _gather(ctx: ConversionContext, op: OpCall):
 # --- segment reductions -------------------------------------------------------------------------
 
 
-@register_converter("SparseLengthsSum", inputs=(3, 3), outputs=(1, 1))
+@register_converter("SparseLengthsSum", inputs=(3, 3), outputs=(1, 1), data_inputs=(1, 2))
 def _sls(ctx: ConversionContext, op: OpCall):
     return ctx.call(fn.sparse_lengths_sum, *op.inputs)
 
 
-@register_converter("SparseLengthsWeightedSum", args={"grad_on_weights": False}, inputs=(4, 4), outputs=(1, 1))
+@register_converter(
+    "SparseLengthsWeightedSum", args={"grad_on_weights": False}, inputs=(4, 4), outputs=(1, 1), data_inputs=(1, 2, 3)
+)
 def _slws(ctx: ConversionContext, op: OpCall):
     # grad_on_weights only decides whether Caffe2's gradient op also returns dWEIGHTS; autograd
     # differentiates both inputs anyway.
     return ctx.call(fn.sparse_lengths_weighted_sum, *op.inputs)
 
 
-@register_converter("SparseLengthsMean", inputs=(3, 3), outputs=(1, 1))
+@register_converter("SparseLengthsMean", inputs=(3, 3), outputs=(1, 1), data_inputs=(1, 2))
 def _slm(ctx: ConversionContext, op: OpCall):
     return ctx.call(fn.sparse_lengths_mean, *op.inputs)
 
@@ -233,3 +226,11 @@ def _slm(ctx: ConversionContext, op: OpCall):
 @register_converter("LengthsSum", inputs=(2, 2), outputs=(1, 1))
 def _lengths_sum(ctx: ConversionContext, op: OpCall):
     return ctx.call(fn.lengths_sum, *op.inputs)
+
+
+@register_converter("ScatterAssign", inputs=(3, 3), outputs=(1, 1))
+def _scatter_assign(ctx: ConversionContext, op: OpCall):
+    """DATA with rows INDICES replaced by SLICES (a later index wins)."""
+    # Caffe2 updates DATA in place (the output is DATA's blob); the output blob is bound to the
+    # updated copy, which is what every later reader of the blob sees.
+    return ctx.call(fn.scatter_assign, *op.inputs)

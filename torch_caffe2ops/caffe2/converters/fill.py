@@ -12,12 +12,9 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from . import functional as fn
-from .context import ConversionContext
-from .dtypes import torch_dtype
-from .errors import InvalidArgumentError
-from .proto import DATA_TYPES
-from .registry import Arg, OpCall, register_converter
+from .. import functional as fn
+from ..context import ConversionContext
+from ..registry import Arg, OpCall, register_converter
 
 _SHAPE_ARGS = {"shape": Arg("ints", []), "extra_shape": Arg("ints", []), "input_as_shape": False}
 
@@ -26,14 +23,13 @@ def _static_shape(op: OpCall) -> Optional[list[int]]:
     """The output shape when the filler has no input, checking Caffe2's argument rules."""
     if op.inputs:
         if op.args["shape"]:
-            raise InvalidArgumentError(
-                f"{op.type} ({op.describe()}): cannot set the shape argument and pass in an input at the same time"
+            raise op.error("cannot set the shape argument and pass in an input at the same time"
             )
         return None
     if op.args["extra_shape"]:
-        raise InvalidArgumentError(f"{op.type} ({op.describe()}): cannot set extra_shape when there is no input")
+        raise op.error("cannot set extra_shape when there is no input")
     if op.args["input_as_shape"]:
-        raise InvalidArgumentError(f"{op.type} ({op.describe()}): an input must be given if input_as_shape is true")
+        raise op.error("an input must be given if input_as_shape is true")
     return list(op.args["shape"])
 
 
@@ -56,22 +52,15 @@ def _fill(ctx: ConversionContext, op: OpCall, make: Callable[[Any], Any], make_n
 
 def _constant_fill_dtype(op: OpCall) -> torch.dtype:
     if op.has("dtype"):
-        code = op.args["dtype"]
-    elif op.has("value"):
-        # Without dtype Caffe2 takes the value's field type: f -> FLOAT, i -> INT64.
-        code = DATA_TYPES["FLOAT"] if isinstance(op.args["value"], float) else DATA_TYPES["INT64"]
-    else:
-        code = DATA_TYPES["FLOAT"]
-    if code == DATA_TYPES["STRING"]:
-        raise InvalidArgumentError(f"ConstantFill ({op.describe()}): string tensors have no PyTorch equivalent")
-    try:
-        return torch_dtype(code)
-    except ValueError as e:
-        raise InvalidArgumentError(f"ConstantFill ({op.describe()}): argument 'dtype' = {code}: {e}") from None
+        return op.args["dtype"]
+    # Without dtype Caffe2 takes the value's field type: f -> FLOAT, i -> INT64.
+    if op.has("value") and not isinstance(op.args["value"], float):
+        return torch.int64
+    return torch.float32
 
 
 @register_converter(
-    "ConstantFill", args={**_SHAPE_ARGS, "value": Arg("number", 0), "dtype": Arg("int")}, inputs=(0, 1), outputs=(1, 1)
+    "ConstantFill", args={**_SHAPE_ARGS, "value": Arg("number", 0), "dtype": Arg("dtype")}, inputs=(0, 1), outputs=(1, 1)
 )
 def _constant_fill(ctx: ConversionContext, op: OpCall):
     dtype = _constant_fill_dtype(op)
@@ -91,23 +80,19 @@ def _constant_fill(ctx: ConversionContext, op: OpCall):
 def _given_tensor_fill(op_type: str, kind: str, default_dtype: torch.dtype, has_dtype_arg: bool = False) -> None:
     args: dict[str, Any] = {**_SHAPE_ARGS, "values": Arg(kind, [])}
     if has_dtype_arg:
-        args["dtype"] = Arg("int")
+        args["dtype"] = Arg("dtype")
 
     @register_converter(op_type, args=args, inputs=(0, 1), outputs=(1, 1))
     def convert(ctx: ConversionContext, op: OpCall):
         dtype = default_dtype
         if has_dtype_arg and op.has("dtype"):
-            try:
-                dtype = torch_dtype(op.args["dtype"])
-            except ValueError as e:
-                raise InvalidArgumentError(f"{op_type} ({op.describe()}): argument 'dtype': {e}") from None
+            dtype = op.args["dtype"]
         # Argument.floats are float32 on the wire, so a double fill carries float32-rounded values.
         values = torch.tensor(op.args["values"], dtype=torch.float64 if kind == "floats" else torch.int64).to(dtype)
         shape = _static_shape(op)
         if shape is not None:
             if values.numel() != _numel(shape):
-                raise InvalidArgumentError(
-                    f"{op_type} ({op.describe()}): {values.numel()} values for shape {shape}"
+                raise op.error(f"{values.numel()} values for shape {shape}"
                 )
             return ctx.constant(values.reshape(shape))
         flat = ctx.constant(values, name=f"{ctx.name_hint}_values")
@@ -151,5 +136,5 @@ def _gaussian_fill(ctx: ConversionContext, op: OpCall):
 def _uniform_fill(ctx: ConversionContext, op: OpCall):
     low, high = op.args["min"], op.args["max"]
     if not low < high:
-        raise InvalidArgumentError(f"UniformFill ({op.describe()}): max ({high}) must be bigger than min ({low})")
+        raise op.error(f"max ({high}) must be bigger than min ({low})")
     return _fill(ctx, op, lambda s: fn.uniform_fill(s, low, high), lambda s: ctx.call(fn.uniform_fill, s, low, high))
