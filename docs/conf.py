@@ -21,7 +21,7 @@ extensions = [
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 myst_enable_extensions = ["colon_fence"]
 myst_heading_anchors = 3
-exclude_patterns = ["_build", "tools"]
+exclude_patterns = ["_build", "tools", "generated"]
 
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
@@ -33,3 +33,20 @@ intersphinx_mapping = {}
 html_theme = "alabaster"
 html_title = f"torch_caffe2ops {release}"
 html_theme_options = {"description": "Caffe2's operators as PyTorch operators", "page_width": "1100px"}
+
+
+def _write_caffe2_types() -> None:
+    """The importer's table of supported Caffe2 types, generated from its converter registry so
+    that it cannot fall behind (docs/caffe2_types.md includes it)."""
+    from torch_caffe2ops.caffe2.registry import converter_table, supported_op_types
+
+    out = os.path.join(ROOT, "docs", "generated")
+    os.makedirs(out, exist_ok=True)
+    text = f"{len(supported_op_types())} operator types.\n\n{converter_table()}"
+    path = os.path.join(out, "caffe2_types.md")
+    if not os.path.exists(path) or open(path, encoding="utf-8").read() != text:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+
+_write_caffe2_types()

@@ -703,17 +703,17 @@ def test_undefined_blob_is_an_error() -> None:
 
 
 def test_user_registered_converter() -> None:
-    @c2.register_converter("LeakyRelu", args={"alpha": 0.01}, inputs=(1, 1), outputs=(1, 1))
+    @c2.register_converter("MyLeakyRelu", args={"alpha": 0.01}, inputs=(1, 1), outputs=(1, 1))
     def leaky(ctx, op):
         return ctx.call(torch.nn.functional.leaky_relu, op.inputs[0], op.args["alpha"])
 
     try:
-        (y,) = run_single_op("LeakyRelu", {"x": X234}, ["y"], alpha=0.2)
+        (y,) = run_single_op("MyLeakyRelu", {"x": X234}, ["y"], alpha=0.2)
         torch.testing.assert_close(y, torch.nn.functional.leaky_relu(t(X234), 0.2))
         with pytest.raises(ValueError, match="already registered"):
-            c2.register_converter("LeakyRelu")(leaky)
+            c2.register_converter("MyLeakyRelu")(leaky)
     finally:
-        c2.unregister_converter("LeakyRelu")
+        c2.unregister_converter("MyLeakyRelu")
 
 
 # --------------------------------------------------------------------------------------------
@@ -774,3 +774,15 @@ def test_published_batch_box_cox_net_from_glow_fixtures() -> None:
     data = np.abs(f32(4, 3)) + 0.5
     l1, l2 = np.array([0.0, 0.5, 1.0], np.float32), np.array([0.1, 0.0, 2.0], np.float32)
     torch.testing.assert_close(model(t(data), t(l1), t(l2)), ops.batch_box_cox(t(data), t(l1), t(l2)))
+
+
+def test_runtime_error_names_the_caffe2_operator() -> None:
+    net = c2.NetDef(name="n")
+    add_op(net, "Relu", ["x"], ["x_relu"])
+    add_op(net, "FC", ["x_relu", "w", "b"], ["fc1"], name="hidden")
+    net.external_input.extend(["x", "w", "b"])
+    net.external_output.append("fc1")
+    model = c2.load_net(net)
+    assert model(torch.ones(2, 3), torch.ones(4, 3), torch.zeros(4)).shape == (2, 4)
+    with pytest.raises(RuntimeError, match=r"^FC \(predict net operator #1 'hidden', outputs \['fc1'\]\): .*mat1"):
+        model(torch.ones(2, 3), torch.ones(4, 5), torch.zeros(4))

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import collections
+import linecache
+import re
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
@@ -145,12 +148,18 @@ class _Converter:
         )
         self.ctx.name_hint = sanitize(op.output[0]) if op.output else sanitize(op.type)
         self.ctx.output_hints = list(op.output)
+        last = next(iter(reversed(self.ctx.graph.nodes)), None)
         try:
             result = converter.fn(self.ctx, call)
         except NetImportError:
             raise
         except Exception as e:  # a converter bug or a value Caffe2 would reject
             raise NetImportError(f"{where}: {type(e).__name__}: {e}") from e
+        # Every node this operator emitted remembers it, so that a run-time error can name it.
+        node = last.next if last is not None else next(iter(self.ctx.graph.nodes), None)
+        while node is not None and node.op != "root":
+            node.meta["caffe2_op"] = where
+            node = node.next
         nodes = [result] if isinstance(result, torch.fx.Node) else list(result)
         if len(nodes) < len(op.output) or any(n is None for n in nodes[: len(op.output)]):
             raise NetImportError(f"{where}: the converter produced {len(nodes)} of {len(op.output)} outputs")
@@ -177,6 +186,45 @@ def trainable_init_blobs(predict: Any, init_blobs: dict[str, torch.Tensor]) -> s
     return {b for b in trainable if b in init_blobs and init_blobs[b].is_floating_point()}
 
 
+_ASSIGNED = re.compile(r"^\s*(\w+)\s*=")
+
+
+class Caffe2Module(torch.fx.GraphModule):
+    """The module :func:`load_net` returns: a ``GraphModule`` whose run-time errors name the
+    Caffe2 operator they come from (``FC (predict net operator #4, outputs ['fc1']): ...``)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as e:
+            where = _failing_operator(self, e)
+            if where is None or str(e).startswith(where):
+                raise
+            try:
+                annotated = type(e)(f"{where}: {e}")
+            except Exception:  # an exception type that needs other arguments
+                annotated = RuntimeError(f"{where}: {type(e).__name__}: {e}")
+            raise annotated.with_traceback(e.__traceback__) from e
+
+
+def _failing_operator(gm: torch.fx.GraphModule, error: BaseException) -> Optional[str]:
+    """The Caffe2 operator whose generated line raised ``error``: the innermost frame of the
+    generated forward assigns the node's name, and the node records its operator."""
+    line = None
+    for frame, _ in traceback.walk_tb(error.__traceback__):
+        if "eval_with_key" in frame.f_code.co_filename:
+            line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+    if not line:
+        return None
+    m = _ASSIGNED.match(line)
+    if not m:
+        return None
+    for node in gm.graph.nodes:
+        if node.name == m.group(1):
+            return node.meta.get("caffe2_op")
+    return None
+
+
 def _module(
     ctx: ConversionContext,
     graph: torch.fx.Graph,
@@ -197,7 +245,7 @@ def _module(
             root.register_buffer(name, ctx.constants[name])
         elif name in ctx.modules:
             root.add_module(name, ctx.modules[name])
-    gm = torch.fx.GraphModule(root, graph, class_name=class_name)
+    gm = Caffe2Module(root, graph, class_name=class_name)
     # Dead code (Reshape's unused old_shape, unused Dropout masks, ...) goes only now: purity
     # checks of call_module nodes need the owning module.
     gm.graph.eliminate_dead_code()
@@ -305,6 +353,7 @@ def load_net(
     inputs: Optional[list[str]] = None,
     outputs: Optional[list[str]] = None,
     strict: bool = False,
+    init_blobs: Optional[dict[str, torch.Tensor]] = None,
 ) -> torch.fx.GraphModule:
     """Load a Caffe2 NetDef as a ``torch.fx.GraphModule``.
 
@@ -317,7 +366,9 @@ def load_net(
     inputs, positionally in that order (see :func:`plan_inputs`: a blob the init net fills only
     as a placeholder is an input, an external input nothing reads is left out), and returns the
     ``external_output`` blobs (one tensor, or a tuple when there are several). ``inputs`` and
-    ``outputs`` name the blobs explicitly instead.
+    ``outputs`` name the blobs explicitly instead. ``init_blobs`` adds blobs as if an init net
+    had produced them (weights read from a predictor file or made by hand); the init net's own
+    blobs win on a name clash, as its operators would overwrite them.
 
     Arguments an operator carries that Caffe2's operator does not read are ignored, as Caffe2
     did, and listed in the module's ``caffe2_ignored_arguments``; ``strict=True`` makes them an
@@ -338,7 +389,9 @@ def load_net(
         for role, net in nets:
             check_strict(net, role)
 
-    blobs = run_init_net(init) if init is not None else {}
+    blobs = dict(init_blobs or {})
+    if init is not None:
+        blobs.update(run_init_net(init))
     plan = plan_inputs(predict, blobs, inputs)
     blobs = {b: t for b, t in blobs.items() if b not in plan.inputs}
     graph = torch.fx.Graph()

@@ -159,6 +159,7 @@ def register_converter(
     ignored: Sequence[str] = (),
     constant_inputs: Sequence[int] = (),
     data_inputs: Union[Sequence[int], str] = (0,),
+    doc: Optional[str] = None,
     replace: bool = False,
 ) -> Callable[[ConverterFn], ConverterFn]:
     """Register ``fn(ctx, op)`` as the converter of the Caffe2 operator type ``op_type``.
@@ -174,7 +175,7 @@ def register_converter(
     of trainable parameters; ``data_inputs`` lists the positions that carry fed data rather
     than parameters (``"all"``, or ``"rest"`` for every position from 1 on), which decides
     whether an init-net blob the net lists as an external input is a placeholder input.
-    The function's docstring's first line is the converter's entry in the docs' table.
+    ``doc`` (else the function's docstring's first line) is the type's entry in the docs' table.
     """
     specs = {name: _arg_from_default(d) for name, d in (args or {}).items()}
 
@@ -183,10 +184,10 @@ def register_converter(
             raise ValueError(f"a converter for {op_type!r} is already registered (pass replace=True)")
         if isinstance(data_inputs, str) and data_inputs not in ("all", "rest"):
             raise ValueError(f"data_inputs must be positions, 'all' or 'rest', got {data_inputs!r}")
-        doc = (fn.__doc__ or "").strip().split("\n")[0]
+        text = doc if doc is not None else (fn.__doc__ or "").strip().split("\n")[0]
         _REGISTRY[op_type] = Converter(
             op_type, fn, specs, inputs, outputs, frozenset(ignored), frozenset(constant_inputs),
-            data_inputs if isinstance(data_inputs, str) else frozenset(data_inputs), doc,
+            data_inputs if isinstance(data_inputs, str) else frozenset(data_inputs), text,
         )
         return fn
 
@@ -203,6 +204,38 @@ def get_converter(op_type: str) -> Optional[Converter]:
 
 def supported_op_types() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def _default_text(spec: Arg) -> str:
+    if spec.default is None:
+        return ""
+    if spec.kind == "bool":
+        return f"={int(spec.default)}"
+    if spec.kind == "str":
+        return f'="{spec.default}"'
+    return f"={spec.default}"
+
+
+def converter_table() -> str:
+    """The supported operator types as Markdown, one table per converter module (domain):
+    type, the arguments Caffe2's operator reads with their defaults, and what it computes."""
+    by_domain: dict[str, list[Converter]] = {}
+    for conv in sorted(_REGISTRY.values(), key=lambda c: c.op_type):
+        module = conv.fn.__module__
+        domain = module.rsplit(".", 1)[-1] if ".converters." in module else "user-registered"
+        by_domain.setdefault(domain, []).append(conv)
+    out = []
+    for domain in sorted(by_domain):
+        convs = by_domain[domain]
+        out.append(f"### {domain} ({len(convs)} types)\n")
+        out.append("| Caffe2 type | arguments read (Caffe2's default) | what it computes |")
+        out.append("|---|---|---|")
+        for conv in convs:
+            args = ", ".join(f"`{n}{_default_text(a)}`" for n, a in sorted(conv.args.items())) or "none"
+            doc = conv.doc.replace("|", "\\|") or ""
+            out.append(f"| `{conv.op_type}` | {args} | {doc} |")
+        out.append("")
+    return "\n".join(out)
 
 
 def argument_text(arg: Any) -> str:

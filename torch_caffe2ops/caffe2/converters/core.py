@@ -16,6 +16,7 @@ from ..registry import Arg, OpCall, register_converter
 
 @register_converter("FC", args={"axis": 1, "axis_w": 1, "float16_compute": False}, inputs=(3, 3), outputs=(1, 1))
 def _fc(ctx: ConversionContext, op: OpCall):
+    """Y = X2 @ W2^T + b with X and W flattened at `axis` / `axis_w`."""
     # float16_compute only picks a GPU math mode; the result is the same product.
     x, w, b = op.inputs
     return ctx.call(fn.fc, x, w, b, op.args["axis"], op.args["axis_w"])
@@ -25,6 +26,7 @@ def _fc(ctx: ConversionContext, op: OpCall):
     "FCTransposed", args={"axis": 1, "axis_w": 1, "float16_compute": False}, inputs=(3, 3), outputs=(1, 1)
 )
 def _fc_transposed(ctx: ConversionContext, op: OpCall):
+    """FC with the weight stored as [K, N]."""
     x, w, b = op.inputs
     return ctx.call(fn.fc_transposed, x, w, b, op.args["axis"], op.args["axis_w"])
 
@@ -33,7 +35,7 @@ def _fc_transposed(ctx: ConversionContext, op: OpCall):
 
 
 def _unary(op_type: str, target) -> None:
-    @register_converter(op_type, inputs=(1, 1), outputs=(1, 1))
+    @register_converter(op_type, inputs=(1, 1), outputs=(1, 1), doc=f"Elementwise `{target.__name__}`.")
     def convert(ctx: ConversionContext, op: OpCall):
         return ctx.call(target, op.inputs[0])
 
@@ -51,27 +53,32 @@ for _type, _target in {
 
 @register_converter("Copy", inputs=(1, 1), outputs=(1, 1))
 def _copy(ctx: ConversionContext, op: OpCall):
+    """A copy of the input."""
     return ctx.method("clone", op.inputs[0])
 
 
 @register_converter("Alias", inputs=(1, 1), outputs=(1, 1))
 def _alias(ctx: ConversionContext, op: OpCall):
+    """The input itself (the output blob shares its storage)."""
     # The output blob shares the input's storage: the same fx value.
     return op.inputs[0]
 
 
 @register_converter("StopGradient", inputs=(1, 1), outputs=(1, 1))
 def _stop_gradient(ctx: ConversionContext, op: OpCall):
+    """The input, cut from autograd."""
     return ctx.method("detach", op.inputs[0])
 
 
 @register_converter("Scale", args={"scale": 1.0}, inputs=(1, 1), outputs=(1, 1))
 def _scale(ctx: ConversionContext, op: OpCall):
+    """X * scale."""
     return ctx.call(torch.mul, op.inputs[0], op.args["scale"])
 
 
 @register_converter("Clip", args={"min": Arg("float"), "max": Arg("float")}, inputs=(1, 1), outputs=(1, 1))
 def _clip(ctx: ConversionContext, op: OpCall):
+    """X clamped to [min, max]; an absent bound is no bound."""
     # An absent bound is the type's lowest/highest value, i.e. no bound; with neither, Y = X.
     if op.args["min"] is None and op.args["max"] is None:
         return ctx.method("clone", op.inputs[0])
@@ -80,6 +87,7 @@ def _clip(ctx: ConversionContext, op: OpCall):
 
 @register_converter("Cast", args={"to": Arg("dtype")}, inputs=(1, 1), outputs=(1, 1))
 def _cast(ctx: ConversionContext, op: OpCall):
+    """X converted to the DataType `to` (number or name)."""
     if op.args["to"] is None:
         raise op.error("argument 'to' is required")
     return ctx.method("to", op.inputs[0], op.args["to"])
@@ -91,6 +99,7 @@ def _cast(ctx: ConversionContext, op: OpCall):
 def _binary(op_type: str, target) -> None:
     @register_converter(
         op_type,
+        doc=f"Elementwise {target.__name__}: NumPy broadcasting, or Caffe2's legacy `broadcast=1` from `axis`.",
         args={"broadcast": False, "axis": -1, "axis_str": Arg("str"), "order": "NCHW"},
         inputs=(2, 2),
         outputs=(1, 1),
@@ -118,6 +127,7 @@ for _type, _target in {"Add": fn.add, "Sub": fn.sub, "Mul": fn.mul, "Div": fn.di
 
 @register_converter("Sum", inputs=(1, None), outputs=(1, 1), data_inputs="all")
 def _sum(ctx: ConversionContext, op: OpCall):
+    """Elementwise sum of same-shaped inputs."""
     return ctx.call(fn.sum_inputs, list(op.inputs))
 
 
@@ -126,6 +136,7 @@ def _sum(ctx: ConversionContext, op: OpCall):
 
 @register_converter("Softmax", args={"axis": 1}, inputs=(1, 1), outputs=(1, 1))
 def _softmax(ctx: ConversionContext, op: OpCall):
+    """Softmax over all dims from `axis` on, jointly."""
     return ctx.call(fn.softmax, op.inputs[0], op.args["axis"])
 
 
@@ -133,6 +144,7 @@ def _softmax(ctx: ConversionContext, op: OpCall):
     "LayerNorm", args={"axis": 1, "epsilon": 1e-5, "elementwise_affine": False}, inputs=(1, 3), outputs=(1, 3)
 )
 def _layer_norm(ctx: ConversionContext, op: OpCall):
+    """Layer normalisation over the dims from `axis` on; also returns mean and std."""
     affine = op.args["elementwise_affine"]
     if affine != (len(op.inputs) == 3) or len(op.inputs) == 2:
         raise op.error(f"elementwise_affine={int(affine)} needs "
@@ -148,6 +160,7 @@ def _layer_norm(ctx: ConversionContext, op: OpCall):
 
 @register_converter("Reshape", args={"shape": Arg("ints")}, inputs=(1, 2), outputs=(1, 2))
 def _reshape(ctx: ConversionContext, op: OpCall):
+    """Reshape by `shape` or a shape input (0 keeps a dim, -1 infers one); second output old_shape."""
     x = op.inputs[0]
     if len(op.inputs) == 2:
         if op.has("shape"):
@@ -169,26 +182,31 @@ def _reshape(ctx: ConversionContext, op: OpCall):
 
 @register_converter("Transpose", args={"axes": Arg("ints", [])}, inputs=(1, 1), outputs=(1, 1))
 def _transpose(ctx: ConversionContext, op: OpCall):
+    """Permutes the dims by `axes` (reverses them without)."""
     return ctx.call(fn.transpose, op.inputs[0], op.args["axes"])
 
 
 @register_converter("Flatten", args={"axis": 1}, inputs=(1, 1), outputs=(1, 1))
 def _flatten(ctx: ConversionContext, op: OpCall):
+    """2-D [prod(dims[:axis]), prod(dims[axis:])]."""
     return ctx.call(fn.flatten, op.inputs[0], op.args["axis"])
 
 
 @register_converter("FlattenToVec", inputs=(1, 1), outputs=(1, 1))
 def _flatten_to_vec(ctx: ConversionContext, op: OpCall):
+    """1-D view of all elements."""
     return ctx.method("reshape", op.inputs[0], -1)
 
 
 @register_converter("ExpandDims", args={"dims": Arg("ints", [])}, inputs=(1, 1), outputs=(1, 1))
 def _expand_dims(ctx: ConversionContext, op: OpCall):
+    """Inserts size-1 dims at `dims`."""
     return ctx.call(fn.expand_dims, op.inputs[0], op.args["dims"])
 
 
 @register_converter("Squeeze", args={"dims": Arg("ints", [])}, inputs=(1, 1), outputs=(1, 1))
 def _squeeze(ctx: ConversionContext, op: OpCall):
+    """Removes the size-1 dims `dims`."""
     return ctx.call(fn.squeeze, op.inputs[0], op.args["dims"])
 
 
@@ -196,6 +214,7 @@ def _squeeze(ctx: ConversionContext, op: OpCall):
     "Gather", args={"axis": 0, "wrap_indices": Arg("bool")}, inputs=(2, 2), outputs=(1, 1), data_inputs=(1,)
 )
 def _gather(ctx: ConversionContext, op: OpCall):
+    """Gathers slices of DATA along `axis` by INDICES (negative indices wrap where Caffe2 did)."""
     # Without the argument Caffe2 wraps negative indices only when gathering along axis 0.
     wrap = op.args["wrap_indices"] if op.has("wrap_indices") else op.args["axis"] == 0
     return ctx.call(fn.gather, op.inputs[0], op.inputs[1], op.args["axis"], wrap)
@@ -206,6 +225,7 @@ def _gather(ctx: ConversionContext, op: OpCall):
 
 @register_converter("SparseLengthsSum", inputs=(3, 3), outputs=(1, 1), data_inputs=(1, 2))
 def _sls(ctx: ConversionContext, op: OpCall):
+    """Sums the rows of DATA selected by INDICES, per segment of LENGTHS."""
     return ctx.call(fn.sparse_lengths_sum, *op.inputs)
 
 
@@ -213,6 +233,7 @@ def _sls(ctx: ConversionContext, op: OpCall):
     "SparseLengthsWeightedSum", args={"grad_on_weights": False}, inputs=(4, 4), outputs=(1, 1), data_inputs=(1, 2, 3)
 )
 def _slws(ctx: ConversionContext, op: OpCall):
+    """Weighted sums of the rows of DATA selected by INDICES, per segment of LENGTHS."""
     # grad_on_weights only decides whether Caffe2's gradient op also returns dWEIGHTS; autograd
     # differentiates both inputs anyway.
     return ctx.call(fn.sparse_lengths_weighted_sum, *op.inputs)
@@ -220,11 +241,13 @@ def _slws(ctx: ConversionContext, op: OpCall):
 
 @register_converter("SparseLengthsMean", inputs=(3, 3), outputs=(1, 1), data_inputs=(1, 2))
 def _slm(ctx: ConversionContext, op: OpCall):
+    """Means of the rows of DATA selected by INDICES, per segment (empty segments give zeros)."""
     return ctx.call(fn.sparse_lengths_mean, *op.inputs)
 
 
 @register_converter("LengthsSum", inputs=(2, 2), outputs=(1, 1))
 def _lengths_sum(ctx: ConversionContext, op: OpCall):
+    """Sums of consecutive rows of DATA, per segment of LENGTHS."""
     return ctx.call(fn.lengths_sum, *op.inputs)
 
 

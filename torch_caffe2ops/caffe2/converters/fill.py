@@ -63,6 +63,7 @@ def _constant_fill_dtype(op: OpCall) -> torch.dtype:
     "ConstantFill", args={**_SHAPE_ARGS, "value": Arg("number", 0), "dtype": Arg("dtype")}, inputs=(0, 1), outputs=(1, 1)
 )
 def _constant_fill(ctx: ConversionContext, op: OpCall):
+    """A tensor filled with `value` (dtype from `dtype` or the value's field)."""
     dtype = _constant_fill_dtype(op)
     value = op.args["value"]
     value = bool(value) if dtype == torch.bool else (float(value) if dtype.is_floating_point else int(value))
@@ -82,7 +83,9 @@ def _given_tensor_fill(op_type: str, kind: str, default_dtype: torch.dtype, has_
     if has_dtype_arg:
         args["dtype"] = Arg("dtype")
 
-    @register_converter(op_type, args=args, inputs=(0, 1), outputs=(1, 1))
+    @register_converter(
+        op_type, args=args, inputs=(0, 1), outputs=(1, 1), doc=f"A {default_dtype} tensor of `shape` from `values`."
+    )
     def convert(ctx: ConversionContext, op: OpCall):
         dtype = default_dtype
         if has_dtype_arg and op.has("dtype"):
@@ -118,22 +121,26 @@ _given_tensor_fill("GivenTensorBoolFill", "ints", torch.bool)
 
 @register_converter("XavierFill", args=dict(_SHAPE_ARGS), inputs=(0, 1), outputs=(1, 1))
 def _xavier_fill(ctx: ConversionContext, op: OpCall):
+    """Uniform(-s, s), s = sqrt(3 / fan_in)."""
     return _fill(ctx, op, fn.xavier_fill, lambda s: ctx.call(fn.xavier_fill, s))
 
 
 @register_converter("MSRAFill", args=dict(_SHAPE_ARGS), inputs=(0, 1), outputs=(1, 1))
 def _msra_fill(ctx: ConversionContext, op: OpCall):
+    """Normal(0, 2 / fan_out)."""
     return _fill(ctx, op, fn.msra_fill, lambda s: ctx.call(fn.msra_fill, s))
 
 
 @register_converter("GaussianFill", args={**_SHAPE_ARGS, "mean": 0.0, "std": 1.0}, inputs=(0, 1), outputs=(1, 1))
 def _gaussian_fill(ctx: ConversionContext, op: OpCall):
+    """Normal(mean, std^2)."""
     mean, std = op.args["mean"], op.args["std"]
     return _fill(ctx, op, lambda s: fn.gaussian_fill(s, mean, std), lambda s: ctx.call(fn.gaussian_fill, s, mean, std))
 
 
 @register_converter("UniformFill", args={**_SHAPE_ARGS, "min": 0.0, "max": 1.0}, inputs=(0, 1), outputs=(1, 1))
 def _uniform_fill(ctx: ConversionContext, op: OpCall):
+    """Uniform(min, max)."""
     low, high = op.args["min"], op.args["max"]
     if not low < high:
         raise op.error(f"max ({high}) must be bigger than min ({low})")
