@@ -779,7 +779,8 @@ def test_published_batch_box_cox_net_from_glow_fixtures() -> None:
 def test_runtime_error_names_the_caffe2_operator() -> None:
     net = c2.NetDef(name="n")
     add_op(net, "Relu", ["x"], ["x_relu"])
-    add_op(net, "FC", ["x_relu", "w", "b"], ["fc1"], name="hidden")
+    add_op(net, "FC", ["x_relu", "w", "b"], ["fc1"])
+    net.op[-1].name = "hidden"
     net.external_input.extend(["x", "w", "b"])
     net.external_output.append("fc1")
     model = c2.load_net(net)
