@@ -651,17 +651,17 @@ def test_unsupported_types_are_listed_with_counts_before_building() -> None:
     init = c2.NetDef(name="init")
     add_op(init, "WeirdFill", [], ["w"])
     net = c2.NetDef(name="vision")
-    add_op(net, "Conv", ["x", "w"], ["c1"], kernel=3)
+    add_op(net, "WeirdConv", ["x", "w"], ["c1"], kernel=3)
     add_op(net, "Relu", ["c1"], ["c1"])
-    add_op(net, "MaxPool", ["c1"], ["p1"], kernel=2)
-    add_op(net, "Conv", ["p1", "w"], ["c2"], kernel=3)
+    add_op(net, "WeirdPool", ["c1"], ["p1"], kernel=2)
+    add_op(net, "WeirdConv", ["p1", "w"], ["c2"], kernel=3)
     net.external_input.extend(["x", "w"])
     net.external_output.append("c2")
     with pytest.raises(c2.UnsupportedOperatorError) as info:
         c2.load_net(net, init)
     msg = str(info.value)
     assert "3 operator type(s)" in msg
-    assert "Conv: 2 (predict net)" in msg and "MaxPool: 1 (predict net)" in msg and "WeirdFill: 1 (init net)" in msg
+    assert "WeirdConv: 2 (predict net)" in msg and "WeirdPool: 1 (predict net)" in msg and "WeirdFill: 1 (init net)" in msg
     assert "register_converter" in msg and "Relu" not in msg
 
 
@@ -722,7 +722,8 @@ def test_user_registered_converter() -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    # the torch_caffe2ops this process imported (editable checkout or installed wheel)
+    env = dict(os.environ, PYTHONPATH=str(Path(torch_caffe2ops.__file__).resolve().parent.parent))
     return subprocess.run(
         [sys.executable, "-m", "torch_caffe2ops.caffe2", *args], capture_output=True, text=True, env=env, timeout=120
     )

@@ -106,6 +106,18 @@ def div(A: Tensor, B: Tensor, broadcast: bool = False, axis: int = -1) -> Tensor
     return torch.div(A, B, rounding_mode="trunc")
 
 
+def split_info(inputs: List[Tensor], axis: int, add_axis: bool) -> Tensor:
+    """Concat's second output: each input's extent along the concatenation axis (1 each with
+    add_axis), as int32 on the host, as Caffe2 wrote it."""
+    sizes: List[int] = []
+    for x in inputs:
+        if add_axis:
+            sizes.append(1)
+        else:
+            sizes.append(x.size(canonical_axis(axis, x.dim())))
+    return torch.tensor(sizes, dtype=torch.int32)
+
+
 def sum_inputs(inputs: List[Tensor]) -> Tensor:
     """Caffe2's Sum: elementwise sum of same-shaped inputs (no broadcasting)."""
     out = inputs[0]

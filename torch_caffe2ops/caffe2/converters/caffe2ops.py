@@ -11,7 +11,8 @@ import torch
 import torch_caffe2ops  # noqa: F401  (registers torch.ops.caffe2ops.*)
 from torch_caffe2ops import nn as c2nn
 
-from ..context import ConversionContext
+from .. import functional as fn
+from ..context import ConversionContext, sanitize
 from ..registry import Arg, OpCall, register_converter
 
 _ops = torch.ops.caffe2ops
@@ -109,6 +110,16 @@ def _concat(op_type: str, target) -> None:
     )
     def convert(ctx: ConversionContext, op: OpCall):
         # Presence matters (HasArgument): an absent axis comes from order, default "NCHW" -> 1.
+        if not op.has("order"):
+            # An explicit axis (or the default 1) is torch.cat's (torch.stack's with add_axis)
+            # result for the inputs Caffe2 accepts: one ATen call; split_info only when read.
+            axis = op.args["axis"] if op.has("axis") else 1
+            add_axis = _flag(op, "add_axis")
+            out = ctx.call(torch.stack if add_axis else torch.cat, list(op.inputs), axis, name=ctx.name_hint)
+            if op.num_outputs == 1:
+                return out
+            info = ctx.call(fn.split_info, list(op.inputs), axis, add_axis, name=sanitize(op.output_names[1]))
+            return [out, info]
         node = ctx.call(
             target, list(op.inputs), op.args["axis"], op.args["order"], _flag(op, "add_axis"),
             name=op_type.lower(),
@@ -160,8 +171,11 @@ def _split_by_lengths(ctx: ConversionContext, op: OpCall):
 def _dropout(ctx: ConversionContext, op: OpCall):
     """Test mode: a copy; training mode: drops with PyTorch's generator while the module trains."""
     ratio = op.args["ratio"]
+    if op.args["is_test"] and op.num_outputs == 1:
+        # Test mode: Y equals X. A graph value is never written in place, so X itself serves.
+        return op.inputs[0]
     if op.args["is_test"]:
-        # Test mode: Y is a copy of X (and the mask all True), exactly what the op returns.
+        # Test mode with the mask: Y is a copy of X and the mask all True, as the op returns.
         node = ctx.call(_ops.dropout, op.inputs[0], ratio, True, name="dropout")
         return ctx.unpack(node, op.num_outputs)
     if op.num_outputs == 1:

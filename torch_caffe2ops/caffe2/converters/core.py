@@ -96,7 +96,7 @@ def _cast(ctx: ConversionContext, op: OpCall):
 # --- binary elementwise (numpy broadcasting, or Caffe2's legacy broadcast=1 rule) ---------------
 
 
-def _binary(op_type: str, target) -> None:
+def _binary(op_type: str, target, direct) -> None:
     @register_converter(
         op_type,
         doc=f"Elementwise {target.__name__}: NumPy broadcasting, or Caffe2's legacy `broadcast=1` from `axis`.",
@@ -111,18 +111,22 @@ def _binary(op_type: str, target) -> None:
                 raise op.error("axis and axis_str cannot be used together")
             axis_str, order = op.args["axis_str"], op.args["order"]
             if len(axis_str) != 1 or axis_str not in order:
-                raise op.error(f"axis_str {axis_str!r} is not a letter of order {order!r}"
-                )
+                raise op.error(f"axis_str {axis_str!r} is not a letter of order {order!r}")
             axis = order.index(axis_str)
         if not broadcast and (op.has("axis") or op.has("axis_str")):
-            raise op.error("do not specify axis or axis_str if broadcast is not enabled"
-            )
+            raise op.error("do not specify axis or axis_str if broadcast is not enabled")
         a, b = op.inputs
+        if not broadcast and direct is not None:
+            # NumPy broadcasting is ATen's own: one call, no wrapper in the generated code.
+            return ctx.call(direct, a, b)
         return ctx.call(target, a, b, broadcast, axis)
 
 
-for _type, _target in {"Add": fn.add, "Sub": fn.sub, "Mul": fn.mul, "Div": fn.div}.items():
-    _binary(_type, _target)
+# Div keeps its wrapper: integer division truncates, as Caffe2's kernel did.
+for _type, _target, _direct in (
+    ("Add", fn.add, torch.add), ("Sub", fn.sub, torch.sub), ("Mul", fn.mul, torch.mul), ("Div", fn.div, None)
+):
+    _binary(_type, _target, _direct)
 
 
 @register_converter("Sum", inputs=(1, None), outputs=(1, 1), data_inputs="all")
@@ -164,8 +168,7 @@ def _reshape(ctx: ConversionContext, op: OpCall):
     x = op.inputs[0]
     if len(op.inputs) == 2:
         if op.has("shape"):
-            raise op.error("the new shape comes from the input blob; do not also pass `shape`"
-            )
+            raise op.error("the new shape comes from the input blob; do not also pass `shape`")
         y = ctx.call(fn.reshape_from_tensor, x, op.inputs[1])
         # old_shape takes the integer type of the shape input, which is only known at run time;
         # Caffe2 nets use int64 shape blobs in practice.
