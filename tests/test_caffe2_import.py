@@ -695,11 +695,17 @@ def test_gradient_and_training_ops_are_refused(op_type: str, flag: bool) -> None
         c2.load_net(net)
 
 
-def test_undefined_blob_is_an_error() -> None:
+def test_undeclared_blob_is_an_input_and_a_missing_one_an_error() -> None:
     net = c2.NetDef(name="n")
-    add_op(net, "Relu", ["nowhere"], ["y"])
+    add_op(net, "Relu", ["x"], ["h"])
+    add_op(net, "Add", ["h", "nowhere"], ["y"])
+    net.external_input.append("x")
+    # Read but provided by nothing: an input the writer did not declare, after the listed ones.
+    model = c2.load_net(net)
+    assert model.caffe2_inputs == ["x", "nowhere"]
+    torch.testing.assert_close(model(-torch.ones(2), torch.ones(2)), torch.ones(2))
     with pytest.raises(c2.NetImportError, match="nowhere"):
-        c2.load_net(net)
+        c2.load_net(net, inputs=["x"])
 
 
 def test_user_registered_converter() -> None:

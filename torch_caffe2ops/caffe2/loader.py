@@ -114,7 +114,10 @@ class _Converter:
     def value(self, blob: str, where: str) -> torch.fx.Node:
         node = self.env.get(blob)
         if node is None:
-            node = self._lookup(blob)
+            try:
+                node = self._lookup(blob)
+            except NetImportError as e:
+                raise NetImportError(f"{where}: {e}") from None
             if node is None:
                 raise NetImportError(
                     f"{where}: input blob {blob!r} is neither an external input, an init-net blob, "
@@ -183,7 +186,10 @@ def trainable_init_blobs(predict: Any, init_blobs: dict[str, torch.Tensor]) -> s
             if blob not in written and not (converter and converter.is_constant_input(position)):
                 trainable.add(blob)
         written.update(op.output)
-    return {b for b in trainable if b in init_blobs and init_blobs[b].is_floating_point()}
+    return {
+        b for b in trainable
+        if b in init_blobs and isinstance(init_blobs[b], torch.Tensor) and init_blobs[b].is_floating_point()
+    }
 
 
 _ASSIGNED = re.compile(r"^\s*(\w+)\s*=")
@@ -270,7 +276,8 @@ def run_init_net(init: Any) -> dict[str, torch.Tensor]:
     gm = _module(ctx, graph, "Caffe2InitNet", {})
     with torch.no_grad():
         values = gm()
-    return {n: v.detach() for n, v in zip(names, values)}
+    # A string blob (GivenTensorStringFill) stays a list of bytes: metadata, not a tensor.
+    return {n: v.detach() if isinstance(v, torch.Tensor) else v for n, v in zip(names, values)}
 
 
 @dataclass
@@ -299,6 +306,15 @@ def _first_reads(predict: Any) -> dict[str, list[tuple[Any, int]]]:
     return reads
 
 
+def _is_placeholder(blob: str, value: torch.Tensor, reads: list, returned: set) -> bool:
+    """An init-net blob that only stands in for an input: floating (a placeholder image or an
+    example input; integer blobs are constant indices, lengths or shapes) and read only where
+    the operators take data, never where they take parameters."""
+    if blob in returned or not value.is_floating_point():
+        return False
+    return all(c is not None and c.is_data_input(pos) for c, pos in reads)
+
+
 def plan_inputs(predict: Any, init_blobs: dict[str, torch.Tensor], inputs: Optional[list[str]] = None) -> InputPlan:
     """The forward's inputs, as Caffe2's Predictor fed them.
 
@@ -308,9 +324,12 @@ def plan_inputs(predict: Any, init_blobs: dict[str, torch.Tensor], inputs: Optio
     - a blob the init net does not fill is an input;
     - a blob the init net fills is a parameter if some operator reads it where parameters go
       (a weight, a bias, an embedding table: any input position its converter does not mark
-      as data), and otherwise an input whose init-net value (a placeholder such as
-      ``ConstantFill -> data``, or an exported example input) is only a shape hint;
-    - a blob no operator reads, and that the net does not return, is left out.
+      as data) or if it is not floating point (constant indices, lengths, shapes), and
+      otherwise an input whose init-net value (a placeholder such as ``ConstantFill -> data``,
+      or an exported example input) is only a shape hint;
+    - a blob no operator reads, and that the net does not return, is left out;
+    - a blob that operators read but nothing provides (not listed, not filled) is an input too,
+      after the listed ones.
 
     ``inputs`` names them explicitly instead.
     """
@@ -339,9 +358,15 @@ def plan_inputs(predict: Any, init_blobs: dict[str, torch.Tensor], inputs: Optio
             plan.unused.append(blob)
         elif blob not in init_blobs:
             plan.inputs.append(blob)
-        elif not any(c is None or not c.is_data_input(pos) for c, pos in reads.get(blob, [])) and blob not in returned:
+        elif _is_placeholder(blob, init_blobs[blob], reads.get(blob, []), returned):
             plan.inputs.append(blob)
             plan.hints[blob] = init_blobs[blob]
+    # A blob read before any operator writes it, that neither external_input nor the init net
+    # provides: Caffe2 refused such a net, but what it can only mean is an input the writer
+    # forgot to declare (Glow's test nets have some), so it is one, after the declared ones.
+    for blob in reads:
+        if blob not in init_blobs and blob not in external:
+            plan.inputs.append(blob)
     return plan
 
 
@@ -354,6 +379,7 @@ def load_net(
     outputs: Optional[list[str]] = None,
     strict: bool = False,
     init_blobs: Optional[dict[str, torch.Tensor]] = None,
+    dequantize: bool = False,
 ) -> torch.fx.GraphModule:
     """Load a Caffe2 NetDef as a ``torch.fx.GraphModule``.
 
@@ -369,6 +395,11 @@ def load_net(
     ``outputs`` name the blobs explicitly instead. ``init_blobs`` adds blobs as if an init net
     had produced them (weights read from a predictor file or made by hand); the init net's own
     blobs win on a name clash, as its operators would overwrite them.
+
+    ``dequantize=True`` turns row-wise quantized embedding tables of the init net (the fused
+    8/4/2-bit SparseLengths* operators) into trainable float parameters holding their
+    dequantized values, so that the model can be fine-tuned;
+    :func:`~torch_caffe2ops.caffe2.quantize_tables` quantizes them back.
 
     Arguments an operator carries that Caffe2's operator does not read are ignored, as Caffe2
     did, and listed in the module's ``caffe2_ignored_arguments``; ``strict=True`` makes them an
@@ -399,10 +430,15 @@ def load_net(
     params: dict[str, torch.Tensor] = {}
     trainable_blobs = trainable_init_blobs(predict, blobs)
     trainable: set[str] = set()
+    ctx.options.update(dequantize=dequantize, init_params=params, trainable=trainable)
 
     def init_blob(blob: str) -> Optional[torch.fx.Node]:
         if blob not in blobs:
             return None
+        if not isinstance(blobs[blob], torch.Tensor):
+            raise NetImportError(
+                f"init-net blob {blob!r} holds strings ({type(blobs[blob]).__name__}), which no tensor operator reads"
+            )
         attr = ctx.fresh_attr(blob)
         params[attr] = blobs[blob].to(device)
         if blob in trainable_blobs:
