@@ -5,6 +5,7 @@
         --example-inputs inputs.pt --dynamic-batch
     python -m torch_caffe2ops.caffe2 convert predict_net.pb init_net.pb -o model.pt2 \\
         --example-inputs "float32[8,13]" "int64[40]@0:1000" "int32[8]@5:5"
+    python -m torch_caffe2ops.caffe2 inspect model.minidb       # a predictor file (minidb/lmdb)
 
 Example inputs are either one file saved with ``torch.save`` (a tuple/list of tensors in the
 forward's order) or one spec per input: ``DTYPE[d0,d1,...]``, optionally ``@LOW:HIGH`` for the
@@ -23,6 +24,8 @@ import torch
 
 from .errors import NetImportError
 from .loader import _is_training_op, load_net
+from .db import detect_db_type
+from .predictor import load_predictor, read_predictor
 from .proto import read_net
 from .registry import get_converter
 
@@ -41,10 +44,25 @@ def _shape(t: torch.Tensor) -> str:
     return f"{str(t.dtype).replace('torch.', '')}{list(t.shape)}"
 
 
-def inspect(net_path: str, init_path: Optional[str], strict: bool = False) -> int:
+def _is_predictor(net_path: str, init_path: Optional[str], flag: bool) -> bool:
+    """A predictor file (a minidb/lmdb DB) rather than a NetDef: ``--predictor``, or detected."""
+    is_db = flag or detect_db_type(net_path) is not None
+    if is_db and init_path:
+        raise UsageError("a predictor file holds its parameters: give no init net with it")
+    return is_db
+
+
+def inspect(net_path: str, init_path: Optional[str], strict: bool = False, predictor: bool = False) -> int:
     """A dry run of the conversion: what load_net would build, or the error it would raise."""
-    net = read_net(net_path)
-    init = read_net(init_path) if init_path else None
+    extra: dict[str, Any] = {}
+    if _is_predictor(net_path, init_path, predictor):
+        pf = read_predictor(net_path)
+        net, init = pf.predict_net, pf.init_net
+        extra = {"init_blobs": pf.params, "inputs": pf.inputs, "outputs": pf.outputs}
+        print(f"predictor file {net_path} ({pf.db_type}): {len(pf.params)} parameter blobs from the file")
+    else:
+        net = read_net(net_path)
+        init = read_net(init_path) if init_path else None
     print(f"net {net.name or '(unnamed)'}: {len(net.op)} operators"
           + (f"; init net: {len(init.op)} operators" if init is not None else "; no init net"))
     print("\noperator types:")
@@ -58,7 +76,7 @@ def inspect(net_path: str, init_path: Optional[str], strict: bool = False) -> in
     for op_type, n in sorted(counts.items()):
         print(f"  {op_type:<{width}}  x{n:<4} {_status(first[op_type])}")
     try:
-        model = load_net(net, init, strict=strict)
+        model = load_net(net, init, strict=strict, **extra)
     except NetImportError as e:
         print(f"\nthe conversion fails:\n{e}")
         return 1
@@ -125,9 +143,12 @@ def _example_inputs(values: Sequence[str]) -> tuple[torch.Tensor, ...]:
 
 def convert(
     net_path: str, init_path: Optional[str], out: str, example_values: Optional[Sequence[str]], dynamic_batch: bool,
-    strict: bool = False,
+    strict: bool = False, predictor: bool = False,
 ) -> int:
-    model = load_net(net_path, init_path, strict=strict)
+    if _is_predictor(net_path, init_path, predictor):
+        model = load_predictor(net_path, strict=strict)
+    else:
+        model = load_net(net_path, init_path, strict=strict)
     model.eval()
     names = model.caffe2_inputs
     if example_values:
@@ -166,6 +187,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p_inspect.add_argument("net", help="predict net (.pb binary, or .pbtxt/.prototxt/.txt text)")
     p_inspect.add_argument("init", nargs="?", help="init net")
     p_inspect.add_argument("--strict", action="store_true", help="arguments Caffe2 does not read are errors")
+    p_inspect.add_argument("--predictor", action="store_true", help="NET is a predictor file (minidb/lmdb; else detected)")
     p_convert = sub.add_parser("convert", help="write a torch.export program (.pt2)")
     p_convert.add_argument("net")
     p_convert.add_argument("init", nargs="?", help="init net (optional, as for load_net)")
@@ -180,15 +202,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         help="make dim 0 of every input dynamic (export infers which are tied); use example sizes >= 2",
     )
     p_convert.add_argument("--strict", action="store_true", help="arguments Caffe2 does not read are errors")
+    p_convert.add_argument("--predictor", action="store_true", help="NET is a predictor file (minidb/lmdb; else detected)")
     args = parser.parse_args(argv)
     try:
         if args.command == "inspect":
-            return inspect(args.net, args.init, args.strict)
-        return convert(args.net, args.init, args.output, args.example_inputs, args.dynamic_batch, args.strict)
+            return inspect(args.net, args.init, args.strict, args.predictor)
+        return convert(
+            args.net, args.init, args.output, args.example_inputs, args.dynamic_batch, args.strict, args.predictor
+        )
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except NetImportError as e:
+    except (NetImportError, ImportError) as e:  # ImportError: an optional package (lmdb) is missing
         print(f"error: {e}", file=sys.stderr)
         return 1
 

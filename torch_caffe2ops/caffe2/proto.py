@@ -231,6 +231,26 @@ def _parse_bytes(data: bytes, where: str) -> Any:
         ) from None
     if data and net.ByteSize() == 0:
         raise NetImportError(f"{where}: {len(data)} bytes that hold no NetDef field")
+    return check_strings(net, where)
+
+
+def check_strings(net: Any, where: str) -> Any:
+    """A binary NetDef whose string fields are not UTF-8 parses with ``bytes`` in them on some
+    protobuf runtimes; name the first such field instead of failing later on a bytes/str mix."""
+    def bad(value: Any) -> bool:
+        return not isinstance(value, str)
+
+    fields = [("name", net.name), ("type", net.type)]
+    fields += [("external_input", b) for b in net.external_input]
+    fields += [("external_output", b) for b in net.external_output]
+    for i, op in enumerate(net.op):
+        fields += [(f"op #{i} type", op.type), (f"op #{i} name", op.name), (f"op #{i} engine", op.engine)]
+        fields += [(f"op #{i} input", b) for b in op.input]
+        fields += [(f"op #{i} output", b) for b in op.output]
+        fields += [(f"op #{i} argument name", a.name) for a in op.arg]
+    for label, value in fields:
+        if bad(value):
+            raise NetImportError(f"{where}: the NetDef's {label} is not UTF-8 text: {value!r}")
     return net
 
 
