@@ -111,7 +111,10 @@ def assert_script_roundtrip(module, inputs, grad=True):
         paths = [os.path.join(d, n) for n in ("m.pt", "in.pt", "out.pt")]
         scripted.save(paths[0])
         torch.save(list(inputs), paths[1])
-        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        # the fresh interpreter imports the torch_caffe2ops this process imported (the checkout's
+        # editable build, the installed wheel or the ASAN build), not necessarily the checkout
+        pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(torch_caffe2ops.__file__)))
+        env = dict(os.environ, PYTHONPATH=pkg_root + os.pathsep + os.environ.get("PYTHONPATH", ""))
         proc = subprocess.run([sys.executable, "-c", _FRESH, *paths, "1" if grad else "0"], cwd=d, env=env,
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-4000:]
@@ -138,3 +141,47 @@ def assert_compile_matches(fn, *args, dynamic=True, backend="aot_eager", grad=Tr
         assert (a is None) == (b is None)
         if a is not None:
             torch.testing.assert_close(a, b)
+
+
+# --- building Caffe2 NetDefs (tests of torch_caffe2ops.caffe2) -----------------------------
+
+
+def add_op(net, op_type, inputs, outputs, **args):
+    """Append an OperatorDef; Python values go to Caffe2's Argument fields the way
+    caffe2.python.utils.MakeArgument puts them (float -> f, int/bool -> i, str -> s, lists)."""
+    op = net.op.add(type=op_type, input=list(inputs), output=list(outputs))
+    for name, value in args.items():
+        a = op.arg.add(name=name)
+        if isinstance(value, bool) or isinstance(value, (int, np.integer)):
+            a.i = int(value)
+        elif isinstance(value, float):
+            a.f = value
+        elif isinstance(value, str):
+            a.s = value.encode()
+        elif isinstance(value, (list, tuple)):
+            if any(isinstance(v, float) for v in value):
+                a.floats.extend(float(v) for v in value)
+            elif any(isinstance(v, str) for v in value):
+                a.strings.extend(v.encode() for v in value)
+            else:
+                a.ints.extend(int(v) for v in value)
+        else:
+            raise TypeError(value)
+    return op
+
+
+def fill(init, name, value):
+    """The GivenTensor*Fill op a Caffe2 exporter writes for a blob of this dtype."""
+    value = np.asarray(value)
+    op_type = {
+        np.dtype(np.float32): "GivenTensorFill",
+        np.dtype(np.float64): "GivenTensorDoubleFill",
+        np.dtype(np.int32): "GivenTensorIntFill",
+        np.dtype(np.int64): "GivenTensorInt64Fill",
+        np.dtype(np.bool_): "GivenTensorBoolFill",
+    }[value.dtype]
+    flat = value.reshape(-1).tolist()
+    flat = [float(v) for v in flat] if value.dtype.kind == "f" else [int(v) for v in flat]
+    op = add_op(init, op_type, [], [name], shape=list(value.shape))
+    a = op.arg.add(name="values")
+    (a.floats if value.dtype.kind == "f" else a.ints).extend(flat)
