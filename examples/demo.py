@@ -1,5 +1,6 @@
 """A tour of torch_caffe2ops: every operator family on small inputs, errors, torch.compile,
-torch.export, a TorchScript round trip, and a few dozen training steps of the DLRM-style ranking
+torch.export, a TorchScript round trip, importing a Caffe2 NetDef, and a few dozen training steps
+of the DLRM-style ranking
 example (examples/ranking/).
 
     bash scripts/demo.sh             # builds first if needed
@@ -141,6 +142,62 @@ def compile_export_script():
              torch.allclose(torch.jit.load(os.path.join(d, "net.pt"))(*inputs), eager))
 
 
+# A small vision net as a Caffe2 job wrote it: brew's arg_scope put `order` and cuDNN hints on
+# every operator, and the mobile-style init net holds a placeholder for the input `data`.
+VISION_PREDICT_NET = """
+name: "tiny_vision"
+op { input: "data" input: "conv1_w" input: "conv1_b" output: "conv1" type: "Conv"
+     arg { name: "kernel" i: 3 } arg { name: "pad" i: 1 } arg { name: "order" s: "NCHW" }
+     arg { name: "exhaustive_search" i: 0 } arg { name: "ws_nbytes_limit" i: 67108864 } engine: "CUDNN" }
+op { input: "conv1" input: "bn1_s" input: "bn1_b" input: "bn1_rm" input: "bn1_riv" output: "bn1"
+     type: "SpatialBN" arg { name: "is_test" i: 1 } arg { name: "epsilon" f: 1e-5 } arg { name: "order" s: "NCHW" } }
+op { input: "bn1" output: "bn1" type: "Relu" arg { name: "order" s: "NCHW" } arg { name: "cudnn_exhaustive_search" i: 0 } }
+op { input: "bn1" output: "pool1" type: "MaxPool" arg { name: "kernel" i: 2 } arg { name: "stride" i: 2 }
+     arg { name: "order" s: "NCHW" } }
+op { input: "pool1" input: "fc_w" input: "fc_b" output: "logits" type: "FC" arg { name: "use_cudnn" i: 1 } }
+op { input: "logits" output: "prob" type: "Softmax" arg { name: "order" s: "NCHW" } }
+external_input: "data" external_input: "conv1_w" external_input: "conv1_b" external_input: "bn1_s"
+external_input: "bn1_b" external_input: "bn1_rm" external_input: "bn1_riv" external_input: "fc_w" external_input: "fc_b"
+external_output: "prob"
+"""
+
+
+def vision_init_net():
+    from torch_caffe2ops.caffe2 import NetDef
+
+    g = torch.Generator().manual_seed(0)
+    init = NetDef(name="tiny_vision_init")
+    shapes = {"conv1_w": [4, 3, 3, 3], "conv1_b": [4], "bn1_s": [4], "bn1_b": [4], "bn1_rm": [4],
+              "bn1_riv": [4], "fc_w": [5, 4 * 4 * 4], "fc_b": [5]}
+    for blob, shape in shapes.items():
+        values = torch.rand(shape, generator=g) + 0.5 if blob == "bn1_riv" else torch.randn(shape, generator=g) * 0.3
+        op = init.op.add(type="GivenTensorFill", output=[blob])
+        op.arg.add(name="shape").ints.extend(shape)
+        op.arg.add(name="values").floats.extend(values.flatten().tolist())
+    placeholder = init.op.add(type="ConstantFill", output=["data"])  # as Caffe2 mobile nets do
+    placeholder.arg.add(name="shape").ints.extend([1, 3, 8, 8])
+    return init
+
+
+def caffe2_import():
+    section("importing a Caffe2 model (torch_caffe2ops.caffe2.load_net)")
+    from torch_caffe2ops.caffe2 import load_net
+
+    model = load_net(VISION_PREDICT_NET, vision_init_net())
+    show("forward takes", model.caffe2_inputs)
+    show("  (the init net's placeholder for data is only a shape hint)", list(model.caffe2_input_hints["data"].shape))
+    show("arguments Caffe2 did not read (ignored)", model.caffe2_ignored_arguments)
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    prob = model(x)
+    show("prob = model(x)", prob.detach())
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "tiny_vision.pt2")
+        program = torch.export.export(model.eval(), (x,))
+        torch.export.save(program, path)
+        again = torch.export.load(path).module()(x)
+    show("torch.export round trip equals eager", bool(torch.equal(again, prob)))
+
+
 def ranking(steps):
     section(f"ranking example: {steps} training steps (python examples/ranking/train.py --steps N --out DIR)")
     sys.path.insert(0, os.path.join(HERE, "ranking"))
@@ -165,6 +222,7 @@ def main():
     margin_rank_family()
     errors()
     compile_export_script()
+    caffe2_import()
     ranking(args.steps)
     print(f"\ndemo finished in {time.time() - start:.0f}s. Next: bash scripts/docs.sh (documentation), "
           "examples/ranking/ (full example), bash scripts/test.sh (tests)")
