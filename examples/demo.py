@@ -1,7 +1,6 @@
 """A tour of torch_caffe2ops: every operator family on small inputs, errors, torch.compile,
 torch.export, a TorchScript round trip, importing a Caffe2 NetDef, and a few dozen training steps
-of the DLRM-style ranking
-example (examples/ranking/).
+of the DLRM-style ranking example (examples/ranking/).
 
     bash scripts/demo.sh             # builds first if needed
     .venv/bin/python examples/demo.py
