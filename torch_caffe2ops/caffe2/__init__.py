@@ -19,6 +19,8 @@ from .errors import (  # noqa: E402
     UnsupportedOperatorError,
 )
 from .loader import InputPlan, load_net, plan_inputs, run_init_net  # noqa: E402
+from .blobs import load_blobs, read_db  # noqa: E402
+from .predictor import load_predictor, read_predictor  # noqa: E402
 from .proto import (  # noqa: E402
     Argument,
     BlobProto,
@@ -40,11 +42,13 @@ from .registry import (  # noqa: E402
     unregister_converter,
 )
 from .context import ConversionContext  # noqa: E402
+from .converters.sparse_lengths import quantize_tables  # noqa: E402
 
 __all__ = [
     "load_net", "run_init_net", "plan_inputs", "InputPlan", "read_net", "to_text",
+    "load_predictor", "read_predictor", "load_blobs", "read_db",
     "register_converter", "unregister_converter", "get_converter", "supported_op_types", "Arg", "OpCall",
-    "describe_op", "ConversionContext",
+    "describe_op", "ConversionContext", "quantize_tables",
     "NetDef", "OperatorDef", "Argument", "TensorProto", "DeviceOption", "BlobProto", "MetaNetDef",
     "NetImportError", "UnsupportedOperatorError", "UnknownArgumentError", "TrainingNetError", "InvalidArgumentError",
 ]

@@ -32,6 +32,9 @@ class ConversionContext:
         self.modules: dict[str, torch.nn.Module] = {}
         self._attr_names: set[str] = set()
         self.name_hint = "out"
+        # Conversion options and shared state a converter may read (load_net's ``dequantize``,
+        # the init-net parameters ``init_params`` and the ``trainable`` names among them).
+        self.options: dict[str, Any] = {}
         self.output_hints: Sequence[str] = ()
 
     def fresh_attr(self, blob: str) -> str:

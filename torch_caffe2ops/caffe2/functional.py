@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import functional_quantized as _fq
+
 
 def canonical_axis(axis: int, ndim: int) -> int:
     """Caffe2's canonical_axis_index: -ndim <= axis < ndim, negative counts from the end."""
@@ -276,38 +278,25 @@ def scatter_assign(data: Tensor, indices: Tensor, slices: Tensor) -> Tensor:
 
 
 # --- segment reductions ---------------------------------------------------------------------
-
-
-def _segment_sum(rows: Tensor, lengths: Tensor) -> Tensor:
-    """out[s] = sum of the lengths[s] consecutive rows of segment s."""
-    if lengths.dim() != 1:
-        raise RuntimeError("LENGTHS must be 1-D")
-    segments = torch.repeat_interleave(
-        torch.arange(lengths.size(0), device=rows.device), lengths.to(rows.device).long(), output_size=rows.size(0)
-    )
-    out = torch.zeros([lengths.size(0)] + list(rows.shape[1:]), dtype=rows.dtype, device=rows.device)
-    return out.index_add(0, segments, rows)
+# The lengths reductions (SparseLengths*, LengthsSum) live in functional_quantized, next to
+# their quantized-table forms; these names stay for code that calls them from here.
 
 
 def lengths_sum(data: Tensor, lengths: Tensor) -> Tensor:
-    return _segment_sum(data, lengths)
+    return _fq.lengths_sum(data, lengths)
 
 
 def sparse_lengths_sum(data: Tensor, indices: Tensor, lengths: Tensor) -> Tensor:
-    return _segment_sum(data.index_select(0, indices.reshape(-1)), lengths)
+    return _fq.sparse_lengths_reduce(data, indices, lengths)
 
 
 def sparse_lengths_weighted_sum(data: Tensor, weights: Tensor, indices: Tensor, lengths: Tensor) -> Tensor:
-    rows = data.index_select(0, indices.reshape(-1))
-    w = weights.reshape([-1] + [1] * (data.dim() - 1)).to(rows.dtype)
-    return _segment_sum(rows * w, lengths)
+    return _fq.sparse_lengths_reduce(data, indices, lengths, weights)
 
 
 def sparse_lengths_mean(data: Tensor, indices: Tensor, lengths: Tensor) -> Tensor:
     """Segment means; an empty segment gives zeros."""
-    total = _segment_sum(data.index_select(0, indices.reshape(-1)), lengths)
-    count = lengths.to(total.device).clamp(min=1).to(total.dtype)
-    return total / count.reshape([-1] + [1] * (data.dim() - 1))
+    return _fq.sparse_lengths_reduce(data, indices, lengths, None, True)
 
 
 # --- fills ----------------------------------------------------------------------------------

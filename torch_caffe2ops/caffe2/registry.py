@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 from google.protobuf import text_format
 
 from .dtypes import torch_dtype
+from .proto import DATA_TYPES
 from .errors import InvalidArgumentError, UnknownArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,7 +32,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .context import ConversionContext
 
-KINDS = ("int", "float", "bool", "str", "ints", "floats", "strings", "number", "dtype", "tensor", "tensors", "proto")
+KINDS = (
+    "int", "float", "bool", "str", "bytes", "ints", "floats", "strings", "byte_strings", "number", "dtype",
+    "datatype", "tensor", "tensors", "proto",
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,10 @@ class Arg:
     ``kind`` is how the value is read from the Argument message: ``int``/``bool`` from ``i``,
     ``float`` from ``f`` (an ``i`` is accepted too), ``str`` from ``s``, ``ints``/``floats``/
     ``strings`` from the repeated fields, ``number`` from ``f`` or ``i`` (keeping the Python type),
-    ``dtype`` a Caffe2 DataType given by number (``i``) or name (``s``) as a ``torch.dtype``,
+    ``bytes`` one raw byte string (``s``, or a ``strings`` list of exactly one),
+    ``byte_strings`` the raw ``strings``, ``dtype`` a Caffe2 DataType given by number (``i``) or
+    name (``s``) as a ``torch.dtype``, ``datatype`` the same as Caffe2's DataType number (also
+    for types without a tensor equivalent, such as STRING),
     ``tensor``/``tensors`` the TensorProto message(s) of ``t``/``tensors``, ``proto`` the raw
     Argument. ``default`` is Caffe2's default; ``None`` means "absent" (the
     converter can tell with ``op.has(name)``).
@@ -276,6 +283,23 @@ def decode_arg(where: str, spec: Arg, arg: Any) -> Any:
         if arg.HasField("s"):
             return arg.s.decode("utf-8", errors="replace")
         raise _bad(where, arg, "expected a string (field s)")
+    if kind == "bytes":
+        if arg.HasField("s"):
+            return bytes(arg.s)
+        if len(arg.strings) == 1:
+            return bytes(arg.strings[0])
+        raise _bad(where, arg, "expected one byte string (field s, or strings with one element)")
+    if kind == "byte_strings":
+        return [bytes(v) for v in arg.strings]
+    if kind == "datatype":
+        if arg.HasField("i"):
+            return int(arg.i)
+        if arg.HasField("s"):
+            name = arg.s.decode("utf-8", errors="replace").upper()
+            if name in DATA_TYPES:
+                return DATA_TYPES[name]
+            raise _bad(where, arg, f"unknown Caffe2 DataType name {name!r}")
+        raise _bad(where, arg, "expected a Caffe2 DataType (field i, or its name in s)")
     if kind == "dtype":
         # Caffe2 writes the DataType as its number; some writers use its name.
         if arg.HasField("i"):

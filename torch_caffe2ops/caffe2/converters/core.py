@@ -223,35 +223,7 @@ def _gather(ctx: ConversionContext, op: OpCall):
     return ctx.call(fn.gather, op.inputs[0], op.inputs[1], op.args["axis"], wrap)
 
 
-# --- segment reductions -------------------------------------------------------------------------
-
-
-@register_converter("SparseLengthsSum", inputs=(3, 3), outputs=(1, 1), data_inputs=(1, 2))
-def _sls(ctx: ConversionContext, op: OpCall):
-    """Sums the rows of DATA selected by INDICES, per segment of LENGTHS."""
-    return ctx.call(fn.sparse_lengths_sum, *op.inputs)
-
-
-@register_converter(
-    "SparseLengthsWeightedSum", args={"grad_on_weights": False}, inputs=(4, 4), outputs=(1, 1), data_inputs=(1, 2, 3)
-)
-def _slws(ctx: ConversionContext, op: OpCall):
-    """Weighted sums of the rows of DATA selected by INDICES, per segment of LENGTHS."""
-    # grad_on_weights only decides whether Caffe2's gradient op also returns dWEIGHTS; autograd
-    # differentiates both inputs anyway.
-    return ctx.call(fn.sparse_lengths_weighted_sum, *op.inputs)
-
-
-@register_converter("SparseLengthsMean", inputs=(3, 3), outputs=(1, 1), data_inputs=(1, 2))
-def _slm(ctx: ConversionContext, op: OpCall):
-    """Means of the rows of DATA selected by INDICES, per segment (empty segments give zeros)."""
-    return ctx.call(fn.sparse_lengths_mean, *op.inputs)
-
-
-@register_converter("LengthsSum", inputs=(2, 2), outputs=(1, 1))
-def _lengths_sum(ctx: ConversionContext, op: OpCall):
-    """Sums of consecutive rows of DATA, per segment of LENGTHS."""
-    return ctx.call(fn.lengths_sum, *op.inputs)
+# --- scatter ---------------------------------------------------------------------------------------
 
 
 @register_converter("ScatterAssign", inputs=(3, 3), outputs=(1, 1))

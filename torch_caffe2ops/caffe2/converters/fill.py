@@ -175,38 +175,22 @@ def _shaped(ctx: ConversionContext, op: OpCall, values: torch.Tensor):
     return ctx.method("reshape", flat, _runtime_shape(ctx, op))
 
 
-def _byte_string(op: OpCall, name: str = "values") -> bytes:
-    """The raw bytes of a string argument: Caffe2 reads these strings as bytes, not text."""
-    arg = op.args[name]
-    if arg is None:
-        return b""
-    if arg.HasField("s"):
-        return bytes(arg.s)
-    if len(arg.strings) != 1:
-        raise op.error(f"argument {name!r} must hold exactly one byte string, got {len(arg.strings)}")
-    return bytes(arg.strings[0])
-
-
 def _uint8(data: bytes) -> torch.Tensor:
     return torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.zeros(0, dtype=torch.uint8)
 
 
 @register_converter(
     "GivenTensorByteStringToUInt8Fill",
-    args={**_SHAPE_ARGS, "values": Arg("proto"), "dtype": Arg("proto")},
+    args={**_SHAPE_ARGS, "values": Arg("bytes", b""), "dtype": Arg("datatype")},
     inputs=(0, 1),
     outputs=(1, 1),
 )
 def _byte_string_fill(ctx: ConversionContext, op: OpCall):
     """A uint8 tensor of `shape` whose bytes are the one string in `values` (quantized tables)."""
-    dtype = op.args["dtype"]
-    if dtype is not None:
-        # The only dtype Caffe2 accepts here is STRING (the values' type), by number or name.
-        if not (dtype.HasField("i") and dtype.i == DATA_TYPES["STRING"]) and not (
-            dtype.HasField("s") and dtype.s.decode(errors="replace").upper() == "STRING"
-        ):
-            raise op.error("the only accepted dtype is STRING (the type of `values`)")
-    return _shaped(ctx, op, _uint8(_byte_string(op)))
+    # The only dtype Caffe2 accepts here is STRING (the values' type), by number or name.
+    if op.has("dtype") and op.args["dtype"] != DATA_TYPES["STRING"]:
+        raise op.error(f"dtype = {op.args['dtype']}: the only accepted dtype is STRING (the type of `values`)")
+    return _shaped(ctx, op, _uint8(op.args["values"]))
 
 
 class StringBlob(list):
@@ -223,12 +207,12 @@ class StringBlob(list):
 
 
 @register_converter(
-    "GivenTensorStringFill", args={**_SHAPE_ARGS, "values": Arg("proto")}, inputs=(0, 0), outputs=(1, 1)
+    "GivenTensorStringFill", args={**_SHAPE_ARGS, "values": Arg("byte_strings", [])}, inputs=(0, 0), outputs=(1, 1)
 )
 def _string_fill(ctx: ConversionContext, op: OpCall):
     """Strings of `shape` from `values`: metadata, kept out of the module (an operator reading it is an error)."""
     shape = _static_shape(op)
-    values = [bytes(s) for s in op.args["values"].strings] if op.args["values"] is not None else []
+    values = list(op.args["values"])
     if len(values) != _numel(shape):
         raise op.error(f"{len(values)} values for shape {shape}")
     return ctx.call(StringBlob, values, shape)
@@ -238,7 +222,7 @@ def _int8_fill(op_type: str, doc: str) -> None:
     int_values = op_type == "Int8GivenIntTensorFill"
     args = {
         "shape": Arg("ints", []),
-        "values": Arg("ints", []) if int_values else Arg("proto"),
+        "values": Arg("ints", []) if int_values else Arg("bytes", b""),
         "Y_scale": 1.0,
         "Y_zero_point": 0,
     }
@@ -249,7 +233,7 @@ def _int8_fill(op_type: str, doc: str) -> None:
         if int_values:
             raw = torch.tensor(op.args["values"], dtype=torch.int64).to(torch.int32)
         else:
-            raw = _uint8(_byte_string(op))
+            raw = _uint8(op.args["values"])
         if raw.numel() != _numel(shape):
             raise op.error(f"{raw.numel()} values for shape {shape}")
         scale, zero_point = op.args["Y_scale"], op.args["Y_zero_point"]
