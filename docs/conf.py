@@ -43,7 +43,18 @@ def _write_caffe2_types() -> None:
     out = os.path.join(ROOT, "docs", "generated")
     os.makedirs(out, exist_ok=True)
     text = f"{len(supported_op_types())} operator types.\n\n{converter_table()}"
-    path = os.path.join(out, "caffe2_types.md")
+    _write_if_changed(os.path.join(out, "caffe2_types.md"), text)
+
+    sys.path.insert(0, os.path.join(ROOT, "docs", "tools"))
+    import caffe2_coverage
+
+    from torch_caffe2ops.caffe2 import get_converter
+
+    _write_if_changed(os.path.join(out, "caffe2_coverage.md"), caffe2_coverage.table(get_converter))
+
+
+def _write_if_changed(path: str, text: str) -> None:
+    # an unchanged file keeps its time stamp, so Sphinx does not rebuild the page
     if not os.path.exists(path) or open(path, encoding="utf-8").read() != text:
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(text)
