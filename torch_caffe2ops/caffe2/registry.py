@@ -234,7 +234,7 @@ def converter_table() -> str:
     out = []
     for domain in sorted(by_domain):
         convs = by_domain[domain]
-        out.append(f"### {domain} ({len(convs)} types)\n")
+        out.append(f"## {domain} ({len(convs)} types)\n")
         out.append("| Caffe2 type | arguments read (Caffe2's default) | what it computes |")
         out.append("|---|---|---|")
         for conv in convs:
