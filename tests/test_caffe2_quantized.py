@@ -664,3 +664,44 @@ def test_dequantize_keeps_tables_fed_at_run_time_quantized() -> None:
     q, s, b = np_rows(packed, 8)
     np.testing.assert_array_equal(out.numpy(), np_sls_quantized(q, s, b, [0, 5], [2]))
     assert c2.quantize_tables(model) == {}
+
+
+@pytest.mark.parametrize("op_type", ["SparseLengthsSum", "SparseLengthsSumFused8BitRowwise",
+                                     "SparseLengthsSumFused4BitRowwise", "SparseLengthsSumFused2BitRowwise"])
+def test_random_bad_lookups_raise_clear_errors(op_type: str) -> None:
+    """Negative lengths that still add up, ids out of range, lengths that add up short or long:
+    every one raises the same clear error, whatever path the lookup takes (PyTorch's 4-bit kernel
+    crashes on a negative length, so none may reach it)."""
+    x = table(31, 10, 8)
+    packed = {"SparseLengthsSum": x, "SparseLengthsSumFused8BitRowwise": np_quantize_8bit(x),
+              "SparseLengthsSumFused4BitRowwise": np_quantize_nbit(x, 4),
+              "SparseLengthsSumFused2BitRowwise": np_quantize_nbit(x, 2)}[op_type]
+    model, _ = single(op_type, {"i": np.array([0], np.int64), "l": np.array([1], np.int32)}, init={"data": packed})
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        n, k = int(rng.integers(1, 7)), int(rng.integers(1, 5))
+        lengths = rng.integers(-3, 4, k)
+        kind = rng.integers(3)
+        if kind == 0:  # negative lengths that add up to the number of ids
+            lengths[-1] += n - lengths.sum()
+            if lengths.min() >= 0:
+                lengths[0] -= 1
+                lengths[-1] += 1
+            if lengths.min() >= 0:
+                continue
+        elif kind == 1:  # lengths that do not add up
+            lengths = np.abs(lengths)
+            if lengths.sum() == n:
+                lengths[0] += 1
+        ids = rng.integers(0, 10, n)
+        if kind == 2:  # an id out of range, lengths fine
+            lengths = np.abs(lengths)
+            lengths[-1] += max(0, n - lengths.sum())
+            n = int(lengths.sum())
+            ids = rng.integers(0, 10, n)
+            if n == 0:
+                continue
+            ids[rng.integers(n)] = rng.choice([-1, 10, 1000])
+        with pytest.raises((ValueError, IndexError), match=r"LENGTHS\[|add up to|INDICES\[") as info:
+            model(torch.from_numpy(ids.astype(np.int64)), torch.from_numpy(lengths.astype(np.int32)))
+        assert op_type in str(info.value)

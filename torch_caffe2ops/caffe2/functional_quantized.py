@@ -78,6 +78,44 @@ def check_lookup(indices: Tensor, lengths: Tensor, num_rows: int, weights: Optio
     check_lengths(lengths, indices.size(0))
 
 
+@torch.jit.unused
+def _eager_lookup(kernel: str, table: Tensor, indices: Tensor, lengths: Tensor, num_rows: int,
+                  weights: Optional[Tensor], mapping: Optional[Tensor]) -> Optional[Tensor]:
+    """The lookup on the kernels' own id bounds checks (every out-of-range or negative id raises
+    in them), with the checks they lack done first: lengths that add up to fewer ids than given
+    (the kernels would ignore the rest) and negative lengths (the 4-bit kernel crashes on them).
+    An input the kernels reject is re-checked to raise the same clear error as the full checks.
+    Returns None when this path does not apply; the caller then checks everything first.
+
+    The full checks cost four reductions and three host reads per lookup, as much as the lookup
+    itself at small batches; this path reads the lengths once."""
+    if indices.dim() != 1 or lengths.dim() != 1 or indices.is_floating_point() or lengths.is_floating_point():
+        return None
+    if weights is not None and (weights.dim() != 1 or weights.size(0) != indices.size(0)):
+        return None
+    if lengths.numel() <= 256:
+        host = lengths.tolist()
+        if (len(host) > 0 and min(host) < 0) or sum(host) != indices.size(0):
+            return None
+    elif int(lengths.min()) < 0 or int(lengths.sum()) != indices.size(0):
+        return None
+    offsets = lengths_to_offsets(lengths, indices.dtype)
+    try:
+        if kernel == "float":
+            return F.embedding_bag(indices, table, offsets, mode="sum", per_sample_weights=weights,
+                                   include_last_offset=True)
+        args = (table, indices, offsets, False, 0, mapping is not None, weights, mapping, True)
+        if kernel == "8":
+            return torch.ops.quantized.embedding_bag_byte_rowwise_offsets(*args)
+        if kernel == "4":
+            return torch.ops.quantized.embedding_bag_4bit_rowwise_offsets(*args)
+        return torch.ops.quantized.embedding_bag_2bit_rowwise_offsets(*args)
+    except RuntimeError:
+        # an id out of range, a negative length: say which, as the full checks do
+        check_lookup(indices, lengths, num_rows, weights)
+        raise
+
+
 def lengths_to_offsets(lengths: Tensor, dtype: torch.dtype) -> Tensor:
     """[0, l0, l0 + l1, ...]: the bag boundaries of ``embedding_bag(include_last_offset=True)``."""
     return F.pad(torch.cumsum(lengths, 0, dtype=dtype), [1, 0])
@@ -109,9 +147,21 @@ def sparse_lengths_reduce(
     """SparseLengths{Sum,WeightedSum,Mean} of a float table (any rank: rows are dim 0). A
     float16 table is read into float32 rows and reduced in float32, as Caffe2's CPU kernel did
     (the output is float32)."""
-    check_lookup(indices, lengths, data.size(0), weights)
     table = data.reshape(data.size(0), -1) if data.dim() != 2 else data
     half = table.dtype == torch.float16 or table.dtype == torch.bfloat16
+    fast: Optional[Tensor] = None
+    if not torch.jit.is_scripting():
+        if not torch.compiler.is_compiling() and not half and lengths.device == indices.device:
+            w = weights.to(table.dtype) if weights is not None else None
+            fast = _eager_lookup("float", table, indices, lengths, data.size(0), w, None)
+    if fast is not None:
+        out = fast
+        if mean:
+            out = scale_by_inverse_length(out, lengths)
+        if data.dim() != 2:
+            out = out.reshape([lengths.size(0)] + list(data.shape[1:]))
+        return out
+    check_lookup(indices, lengths, data.size(0), weights)
     if weights is not None:
         weights = weights.to(torch.float32 if half else table.dtype)
     if half:
@@ -277,6 +327,12 @@ def fused_sparse_lengths_reduce(
     if data.dim() != 2:
         raise ValueError(f"DATA must be a matrix, got shape {list(data.shape)}")
     _check_fused(data, bits, False)
+    if mapping is None and data.device.type == "cpu" and not torch.jit.is_scripting():
+        if not torch.compiler.is_compiling() and lengths.device == indices.device:
+            w = weights.to(torch.float32).contiguous() if weights is not None else None
+            fast = _eager_lookup(str(bits), data, indices, lengths, data.size(0), w, None)
+            if fast is not None:
+                return scale_by_inverse_length(fast, lengths) if mean else fast
     pruned = mapping is not None
     if mapping is not None and mapping.numel() == 1:
         pruned = not bool(mapping[0] == 0)
