@@ -159,7 +159,10 @@ class DirectRanker(torch.nn.Module):
                 layer.weight.copy_(params[f"{name}_w"])
                 layer.bias.copy_(params[f"{name}_b"])
         for f in range(FEATURES):
-            self.register_buffer(f"emb{f}", params[f"emb{f}"])
+            if quantized:  # a uint8 table is data; a float table is trained, as the import's is
+                self.register_buffer(f"emb{f}", params[f"emb{f}"])
+            else:
+                self.register_parameter(f"emb{f}", torch.nn.Parameter(params[f"emb{f}"]))
         self.tables = [getattr(self, f"emb{f}") for f in range(FEATURES)]
 
     def forward(self, dense, *sparse):
