@@ -1,4 +1,4 @@
-"""Batch family: each op against the native PyTorch composition (spec item 7 of each section).
+"""Batch family: each op against the native PyTorch composition (the composition a user would write instead).
 
     .venv/bin/python benchmarks/bench_batch.py [--size small|large|both] [--only NAME ...]
 """

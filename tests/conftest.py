@@ -1,5 +1,5 @@
-"""Runs every family test on each device (issue 5: "every test that runs on the CPU also runs
-on CUDA when torch.cuda.is_available()").
+"""Runs every family test on each device (a test that runs on the CPU also runs on CUDA when
+torch.cuda.is_available()).
 
 The family tests create their inputs with the ordinary factories (torch.tensor, torch.randn,
 utils.t); the `device` fixture makes those factories allocate on the device under test, so one

@@ -1,9 +1,10 @@
-"""Concat/split family (spec section 3) against NumPy references written from the spec."""
+"""Concat/split family against NumPy references written from docs/operators/."""
 import numpy as np
 import pytest
 import torch
 
 from torch_caffe2ops import ops
+import samples
 from utils import (INDEX_DTYPES, assert_compile_matches, assert_script_roundtrip, noncontiguous,
                    on_device, opcheck, rng, t)
 
@@ -30,7 +31,7 @@ def ref_split(x, sizes, axis, add_axis=False):
 
 
 def random_tensor(r, rank):
-    # spec 3.1 item 6: every dim in [4, 5]
+    # every dim in [4, 5]: sizes 0 and 1 are covered by their own tests
     return r.standard_normal(tuple(int(d) for d in r.integers(4, 6, size=rank)))
 
 
@@ -267,11 +268,11 @@ def test_split_by_lengths_default_axis_and_errors():
     x = torch.randn(2, 6, 3)
     outs = C2.split_by_lengths(x, torch.tensor([2, 4], dtype=torch.int32), 2)  # axis 1 by default
     assert [o.shape for o in outs] == [(2, 2, 3), (2, 4, 3)]
-    with pytest.raises(RuntimeError, match="len\\(Lengths\\) 3should be divisible by OutputSize\\(\\) 2"):
+    with pytest.raises(RuntimeError, match=r"len\(lengths\) = 3 must be divisible by num_outputs = 2"):
         C2.split_by_lengths(x, torch.tensor([1, 2, 3]), 2)
-    with pytest.raises(RuntimeError, match="Input channels should be equal to split dimensions sum, 6 vs 5"):
+    with pytest.raises(RuntimeError, match=r"sum\(lengths\) = 5 must equal input.shape\[1\] = 6"):
         C2.split_by_lengths(x, torch.tensor([2, 3]), 2)
-    with pytest.raises(RuntimeError, match="Input channels 6 should be divisible by 4"):
+    with pytest.raises(RuntimeError, match=r"with use_scaling_lengths, input.shape\[1\] = 6 must be divisible by sum\(lengths\) = 4"):
         C2.split_by_lengths(x, torch.tensor([2, 2]), 2, use_scaling_lengths=True)
     with pytest.raises(RuntimeError, match="is negative"):
         C2.split_by_lengths(x, torch.tensor([7, -1]), 2)
@@ -310,18 +311,8 @@ def test_gradcheck():
 
 
 def opcheck_cases():
-    gr = dict(dtype=torch.float64, requires_grad=True)
-    return [
-        ("concat", ([torch.randn(2, 3, **gr), torch.randn(2, 1, **gr)],)),
-        ("concat", ([torch.randn(2, 3, **gr), torch.randn(2, 3, **gr)], 0, None, True)),
-        ("depth_concat", ([torch.randn(2, 3, 4, 5, **gr), torch.randn(2, 3, 4, 2, **gr)], None, "NHWC")),
-        ("concat_gradient", (torch.randn(2, 4), torch.tensor([3, 1], dtype=torch.int32))),
-        ("split", (torch.randn(3, 5, **gr), None, [2, 3])),
-        ("split", (torch.randn(3, 6, **gr), None, [], None, None, False, 3)),
-        ("split", (torch.randn(3, 6, **gr), None, [], 0, None, True)),
-        ("depth_split", (torch.randn(4, 6, **gr), None, [1, 3], 0)),
-        ("split_gradient", ([torch.randn(2, 3), None], [3, 2], 1)),
-    ]
+    """The family's sample table (tests/samples/concat_split.py); tests/test_cuda.py uses it too."""
+    return samples.opcheck_cases("concat_split")
 
 
 @pytest.mark.parametrize("case", opcheck_cases(), ids=lambda c: c[0])

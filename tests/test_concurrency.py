@@ -1,4 +1,4 @@
-"""Concurrency (issue 9, item 5): 8 Python threads call a mix of forward ops, *_gradient ops
+"""Concurrency : 8 Python threads call a mix of forward ops, *_gradient ops
 and autograd backward passes of every family on shared inputs; every result must equal, bit for
 bit, the one computed serially first, and the shared inputs must come out unchanged.
 

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+import samples
 import test_batch
 import test_concat_split
 import test_dropout
@@ -18,21 +19,11 @@ C2 = torch.ops.caffe2ops
 pytestmark = requires_cuda
 
 
-def leaves(args):
-    out = []
-    for a in args:
-        if isinstance(a, torch.Tensor) and a.requires_grad:
-            out.append(a)
-        elif isinstance(a, (list, tuple)):
-            out += leaves(a)
-    return out
-
-
 def run(name, args):
     outs = getattr(C2, name)(*args)
     outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
     grads = []
-    inputs = leaves(args)
+    inputs = samples.leaves(args)
     floats = [o for o in outs if o.is_floating_point() and o.requires_grad]
     if inputs and floats:
         loss = sum((o.double() * (1 + torch.arange(o.numel(), device=o.device).reshape(o.shape) % 3)).sum() for o in floats)
@@ -81,7 +72,7 @@ def test_cuda_concat_split_info_on_cpu():
     ("batch_permutation", lambda d: (torch.randn(3, 2, device=d), torch.tensor([0, 3, 1], device=d)), "value 3 out of range"),
     ("batch_gather", lambda d: (torch.randn(2, 5, device=d), torch.tensor([1, -1], device=d)), "out of DATA bounds, id=-1"),
     ("batch_sparse_to_dense", lambda d: (torch.tensor([2, 1], device=d), torch.tensor([0, 9, 1], device=d),
-                                         torch.randn(3, device=d), None, 3), "larger then last dim"),
+                                         torch.randn(3, device=d), None, 3), "must name a column of dense"),
     ("batch_bucketize", lambda d: (torch.rand(3, 2, device=d), torch.tensor([2], device=d), torch.tensor([0.5], device=d),
                                    torch.tensor([1], device=d)), "out of range"),
     ("sparse_normalize", lambda d: (torch.randn(3, 2, device=d), torch.tensor([5], device=d)), "out of range"),

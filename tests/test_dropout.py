@@ -1,4 +1,4 @@
-"""Dropout family (spec section 4): semantics, statistics, reproducibility, gradients."""
+"""Dropout family: semantics, statistics, reproducibility, gradients."""
 import math
 
 import numpy as np
@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from torch_caffe2ops import nn, ops
+import samples
 from utils import assert_compile_matches, assert_script_roundtrip, noncontiguous, on_device, opcheck
 
 C2 = torch.ops.caffe2ops
@@ -15,7 +16,7 @@ ALL_FLOATS = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 def test_spec_example_gradient():
     mask = torch.tensor([True, False, False, True])
     assert C2.dropout_gradient(torch.ones(4), mask, 0.5).tolist() == [2, 0, 0, 2]
-    # Y = X * mask * scale for the spec's mask: check the relation on a real draw
+    # Y = X * mask * scale for the returned mask: check the relation on a real draw
     X = torch.tensor([1., 2, 3, 4])
     Y, m = C2.dropout(X, 0.5)
     assert torch.equal(Y, X * m * 2)
@@ -187,14 +188,8 @@ def test_cudnn_ops_raise_clearly_without_cuda():
 
 
 def opcheck_cases():
-    gr = dict(dtype=torch.float64, requires_grad=True)
-    # ratio = 0 makes the output independent of the random stream, so every sub-test applies
-    return [
-        ("dropout", (torch.randn(5, 3, **gr), 0.0)),
-        ("dropout", (torch.randn(5, 3, **gr), 0.3, True)),
-        ("dropout_gradient", (torch.randn(5, 3, **gr), torch.rand(5, 3) > 0.5, 0.3)),
-        ("dropout_gradient", (torch.randn(5, 3, **gr), None, 0.3, True)),
-    ]
+    """The family's sample table (tests/samples/dropout.py); tests/test_cuda.py uses it too."""
+    return samples.opcheck_cases("dropout")
 
 
 @pytest.mark.parametrize("case", opcheck_cases(), ids=lambda c: c[0])

@@ -1,5 +1,5 @@
-"""Fuzz suite (issue 9, item 3): every op, random inputs, each call must end in a result equal
-to the spec reference or in an error that names the op; a crash or hang fails the case, not the
+"""Fuzz suite: every op, random inputs, each call must end in a result equal
+to the reference or in an error that names the op; a crash or hang fails the case, not the
 run (cases run in a worker process, see tests/fuzz/).
 
     FUZZ_CALLS=2000 (default)  FUZZ_SEED=0 (default)  FUZZ_WORKERS=1  FUZZ_CASE_TIMEOUT=60

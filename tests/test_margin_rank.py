@@ -1,10 +1,11 @@
-"""Margin-rank family (spec section 6) against a NumPy reference written from the spec."""
+"""Margin-rank family against a NumPy reference written from docs/operators/."""
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from torch_caffe2ops import nn, ops
+import samples
 from utils import assert_compile_matches, assert_script_roundtrip, on_device, opcheck, rng, t
 
 C2 = torch.ops.caffe2ops
@@ -131,13 +132,8 @@ def test_nn_module():
 
 
 def opcheck_cases():
-    gr = dict(dtype=torch.float64, requires_grad=True)
-    return [
-        ("margin_ranking_criterion", (torch.randn(6, **gr), torch.randn(6, **gr), torch.tensor([1, -1] * 3), 0.2)),
-        ("margin_ranking_criterion", (torch.randn(2, 3, **gr), torch.randn(6, **gr), torch.ones(6, dtype=torch.float64))),
-        ("margin_ranking_criterion_gradient", (torch.randn(6), torch.randn(6), torch.tensor([1, -1] * 3, dtype=torch.int32), torch.randn(6))),
-        ("margin_ranking_criterion_gradient", (torch.randn(2, 3, **gr), torch.randn(6, **gr), torch.tensor([1, -1] * 3), torch.randn(2, 3, **gr), 0.3)),
-    ]
+    """The family's sample table (tests/samples/margin_rank.py); tests/test_cuda.py uses it too."""
+    return samples.opcheck_cases("margin_rank")
 
 
 @pytest.mark.parametrize("case", opcheck_cases(), ids=lambda c: c[0])

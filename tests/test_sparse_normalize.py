@@ -1,9 +1,10 @@
-"""Sparse-normalize family (spec section 5) against a NumPy reference written from the spec."""
+"""Sparse-normalize family against a NumPy reference written from docs/operators/."""
 import numpy as np
 import pytest
 import torch
 
 from torch_caffe2ops import ops
+import samples
 from utils import INDEX_DTYPES, assert_compile_matches, assert_script_roundtrip, on_device, opcheck, rng, t
 
 C2 = torch.ops.caffe2ops
@@ -13,7 +14,7 @@ def ref_sparse_normalize(param, indices, use_max_norm=True, norm=1.0):
     out = param.astype(np.float64 if param.dtype == np.float64 else np.float32).copy()
     R = param.shape[0]
     flat = out.reshape(R, -1)
-    for r in dict.fromkeys(np.asarray(indices).reshape(-1).tolist()):  # distinct rows ([PORT])
+    for r in dict.fromkeys(np.asarray(indices).reshape(-1).tolist()):  # distinct rows (each listed row rescaled once, unlike Caffe2)
         n = np.sqrt((flat[r].astype(np.float64) ** 2).sum())
         if use_max_norm and n <= norm:
             continue
@@ -144,14 +145,8 @@ def test_no_gradient():
 
 
 def opcheck_cases():
-    return [
-        ("sparse_normalize", (torch.randn(4, 3), torch.tensor([0, 2, 2]))),
-        ("sparse_normalize", (torch.randn(4, 3, dtype=torch.float64), torch.tensor([1]), None, False, 2.0)),
-        ("sparse_normalize", (torch.randn(6, 3).half() * 3, torch.tensor([1, 2]), None, False, 2.0)),
-        ("sparse_normalize_", (torch.randn(4, 3), torch.tensor([0, 3]))),
-        ("float16_sparse_normalize", (torch.randn(4, 3).half(), torch.tensor([0, 2]))),
-        ("float16_sparse_normalize_", (torch.randn(4, 3).half(), torch.tensor([3]))),
-    ]
+    """The family's sample table (tests/samples/sparse_normalize.py); tests/test_cuda.py uses it too."""
+    return samples.opcheck_cases("sparse_normalize")
 
 
 @pytest.mark.parametrize("case", opcheck_cases(), ids=lambda c: c[0])

@@ -21,13 +21,14 @@ def _public(version):
 if _public(torch.__version__) != _public(TORCH_VERSION):
     raise ImportError(
         f"torch_caffe2ops {__version__} was built against torch {TORCH_VERSION} but torch "
-        f"{torch.__version__} is installed; rebuild it with "
-        "`pip install --no-build-isolation --force-reinstall --no-deps .`"
+        f"{torch.__version__} is installed; install the torch_caffe2ops wheel built for this torch, "
+        "or rebuild it from source with `pip install --no-build-isolation --force-reinstall --no-deps .`"
     )
-if CUDA_VERSION is not None and torch.version.cuda is not None and torch.version.cuda != CUDA_VERSION:
+if CUDA_VERSION is not None and torch.version.cuda != CUDA_VERSION:
     raise ImportError(
-        f"torch_caffe2ops was built with CUDA {CUDA_VERSION} but torch uses CUDA "
-        f"{torch.version.cuda}; rebuild it against this torch"
+        f"torch_caffe2ops {__version__} was built with CUDA {CUDA_VERSION} kernels but this torch "
+        + (f"uses CUDA {torch.version.cuda}" if torch.version.cuda else "is a CPU-only build")
+        + "; install the torch_caffe2ops wheel built for this torch, or rebuild it against this torch"
     )
 
 from . import _C  # noqa: E402,F401  (registers torch.ops.caffe2ops.*)

@@ -138,7 +138,7 @@ def _split_by_lengths_fake(input, lengths, num_outputs, axis=None, order=None, u
     _check(lengths.dim() == 1, op, lambda: f"lengths must be 1-D, got shape {_shape(lengths)}")
     _check_count(op, "num_outputs", num_outputs)
     m = lengths.numel()
-    _check(m % num_outputs == 0, op, lambda: f"len(Lengths) {m}should be divisible by OutputSize() {num_outputs}.")
+    _check(m % num_outputs == 0, op, lambda: f"len(lengths) = {m} must be divisible by num_outputs = {num_outputs}")
     sizes = _dynamic_sizes(num_outputs)
     if not use_scaling_lengths:
         torch._check(sum(sizes) == input.shape[a])

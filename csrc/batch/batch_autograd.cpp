@@ -1,4 +1,4 @@
-// Autograd of the batch family (spec section 2, item 4 of each op).
+// Autograd of the batch family.
 #include <ATen/ops/bmm.h>
 #include <ATen/ops/stack.h>
 #include <ATen/ops/zeros.h>
@@ -134,7 +134,7 @@ class BatchMomentsFn : public torch::autograd::Function<BatchMomentsFn> {
     return {mu, var};
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    // A missing output gradient arrives as zeros (materialised grads), as the spec asks.
+    // A missing output gradient arrives as zeros (materialised grads): a missing gradient counts as zero.
     auto X = ctx->get_saved_variables()[0];
     auto order = ctx->saved_data["order"].toStringRef();
     auto dX = moments_gradient_op().call(grads[0], grads[1], X, order);

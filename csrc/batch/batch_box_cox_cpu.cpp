@@ -1,4 +1,4 @@
-// BatchBoxCox (spec 2.7): t = max(x + lambda2, 1e-6); y = ln t if lambda1 == 0, else
+// BatchBoxCox: t = max(x + lambda2, 1e-6); y = ln t if lambda1 == 0, else
 // (t^lambda1 - 1) / lambda1. Column parameters are hoisted per row block; NaN propagates
 // through the clamp (a NaN never compares below 1e-6).
 #include <ATen/Dispatch.h>

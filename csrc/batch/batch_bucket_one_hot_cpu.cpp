@@ -1,4 +1,4 @@
-// BatchBucketOneHot (spec Appendix A): column j of data owns lengths[j] + 1 output slots; the
+// BatchBucketOneHot: column j of data owns lengths[j] + 1 output slots; the
 // slot ⌊(lower_bound + upper_bound) / 2⌋ over its (sorted) borders is set to 1.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>

@@ -1,4 +1,4 @@
-// BatchBucketize (spec 2.8): out[i, j] = first k with x[i, indices[j]] <= b_j[k], else
+// BatchBucketize: out[i, j] = first k with x[i, indices[j]] <= b_j[k], else
 // lengths[j]. A linear first-match scan, as in Caffe2, so unsorted borders keep its answer.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>

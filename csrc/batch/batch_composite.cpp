@@ -1,12 +1,12 @@
 // The batch family's kernels written with ATen or our own ops, registered once for every device.
 //
-// BatchMatMul (spec 2.5): the product itself is ATen's matmul, which is already at the
+// BatchMatMul: the product itself is ATen's matmul, which is already at the
 // machine's limit; this file adds Caffe2's shape rules (1-D promotion, trans flags ignored on
 // vectors, broadcast only when asked, 0-vs-n batch broadcasting) and the true gradient. Written
 // on symbolic sizes and registered as CompositeExplicitAutograd, so the same kernel runs on
 // CPU, CUDA and Meta (torch.compile, torch.export); its autograd is in batch_autograd.cpp.
 //
-// The gradient ops Caffe2 built from other forward ops (spec 0.1) are compositions of our
+// The gradient ops Caffe2 built from other forward ops are compositions of our
 // registered ops: one CompositeImplicitAutograd kernel serves every device and autograd flows
 // through the ops they call.
 #include <ATen/core/Tensor.h>
@@ -118,7 +118,7 @@ at::Tensor batch_mat_mul(const at::Tensor& A, const at::Tensor& B, bool trans_a,
   return at::matmul(p.lhs, p.rhs).reshape_symint(p.out_shape);
 }
 
-// True gradient (spec 2.5 [PORT]): the products of Caffe2's table, summed over broadcast
+// True gradient (unlike Caffe2's): the products of Caffe2's table, summed over broadcast
 // batch dims and mapped back through the 1-D promotion and the transposition.
 std::tuple<at::Tensor, at::Tensor> batch_mat_mul_gradient(const at::Tensor& grad_Y,
                                                           const at::Tensor& A,

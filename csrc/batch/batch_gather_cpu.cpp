@@ -1,4 +1,4 @@
-// BatchGather (spec 2.2): OUTPUT[b, i..., t...] = DATA[b, INDICES[i...], t...] (per batch row
+// BatchGather: OUTPUT[b, i..., t...] = DATA[b, INDICES[i...], t...] (per batch row
 // INDICES[b, j...] with match_outer); the gradient scatter-adds GRAD back.
 #include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>

@@ -1,4 +1,4 @@
-// BatchMoments (spec 2.6): per channel, mu = E[x] and var = E[x^2] (the raw second moment, not
+// BatchMoments: per channel, mu = E[x] and var = E[x^2] (the raw second moment, not
 // the variance). One pass over X computes both.
 //
 // X is viewed as [outer, C, inner] (NCHW: [N, C, HxW]; NHWC: [N*HxW, C, 1]). Every partial sum

@@ -1,4 +1,4 @@
-// BatchPermutation (spec 2.1): Y[n] = X[indices[n]]; gradient dX[indices[n]] += dY[n].
+// BatchPermutation: Y[n] = X[indices[n]]; gradient dX[indices[n]] += dY[n].
 #include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>

@@ -1,4 +1,4 @@
-// Schemas of the batch family (spec section 2 and Appendix A).
+// Schemas of the batch family.
 #include <torch/library.h>
 
 TORCH_LIBRARY_FRAGMENT(caffe2ops, m) {

@@ -17,9 +17,8 @@ void check_permutation(const char* op, const char* data_name, const at::Tensor& 
   check_dim(op, "indices (indices must be 1-d)", indices, 1);
   check_index_dtype(op, "indices", indices);
   check_same_device(op, data_name, data, "indices", indices);
-  C2_CHECK(data.sym_size(0) == indices.sym_size(0), op, data_name,
-           ".dim32(0) must be equal to indices.dim32(0)(", data.sym_size(0), " vs. ",
-           indices.sym_size(0), ")");
+  C2_CHECK(data.sym_size(0) == indices.sym_size(0), op, data_name, ".shape[0] = ", data.sym_size(0),
+           " must equal len(indices) = ", indices.sym_size(0), " (one index per row)");
 }
 
 }  // namespace
@@ -107,8 +106,8 @@ SymShape batch_sparse_to_dense_shape(const at::Tensor& lengths, const at::Tensor
   check_floating(op, "values", values);
   check_same_device(op, "lengths", lengths, "values", values);
   C2_CHECK(indices.sym_numel() == values.sym_numel(), op,
-           "indices.numel() == values.numel() failed: ", indices.sym_numel(), " vs ",
-           values.sym_numel());
+           "values must have one entry per index: indices has ", indices.sym_numel(),
+           " elements, values ", values.sym_numel());
   c10::SymInt D = dense_last_dim;
   if (output_shape_inference.has_value() && output_shape_inference->defined()) {
     const auto& S = *output_shape_inference;
@@ -262,8 +261,8 @@ std::vector<int64_t> sparse_layout_offsets(const char* op, const at::Tensor& len
   C2_CHECK(offsets.back() == indices.numel(), op, "sum of lengths (", offsets.back(),
            ") must equal the number of indices (", indices.numel(), ")");
   check_indices_in_range(op, "indices", indices, D, [D](int64_t, int64_t v) {
-    return "An indice (" + std::to_string(v) + ") is larger then last dim of dense (" +
-           std::to_string(D) + ").";
+    return "an index must name a column of dense, whose last dim is " + std::to_string(D) +
+           ", got " + std::to_string(v);
   });
   return offsets;
 }

@@ -1,4 +1,4 @@
-// ConcatBatchMatMulBatchGather (spec 2.9): Y[b, j] = <X_p[b], X_q[b]> with
+// ConcatBatchMatMulBatchGather: Y[b, j] = <X_p[b], X_q[b]> with
 // (p, q) = divmod(indices[j], n). Only the requested dot products are computed; Caffe2 formed
 // the whole n x n Gram matrix per batch row.
 #include <ATen/Dispatch.h>

@@ -16,7 +16,7 @@ namespace caffe2ops {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// For ops without a gradient (spec 0.6) and for the *_gradient ops themselves: outputs that
+// For ops without a gradient and for the *_gradient ops themselves: outputs that
 // would need a gradient get a node that raises "the derivative for 'caffe2ops::<op>' is not
 // implemented" when backward reaches it.
 inline torch::CppFunction no_gradient() {

@@ -14,7 +14,7 @@ namespace caffe2ops {
 
 void check_dim(const char* op, const char* arg, const at::Tensor& t, int64_t dim);
 void check_min_dim(const char* op, const char* arg, const at::Tensor& t, int64_t min_dim);
-// int32 or int64 (the spec's rule for every index and length input).
+// int32 or int64 (the rule for every index and length input).
 void check_index_dtype(const char* op, const char* arg, const at::Tensor& t);
 // float32 or float64, plus float16/bfloat16 when allow_half.
 void check_floating(const char* op, const char* arg, const at::Tensor& t, bool allow_half = true);

@@ -38,9 +38,9 @@ void check_output_count(const char* op, const char* arg, int64_t count);
 // Rejects negative lengths, which Caffe2 turned into out-of-bounds writes.
 std::vector<int64_t> lengths_to_offsets(const char* op, const char* arg, const at::Tensor& lengths);
 
-// -n <= axis < n, negative counts from the end (spec 0.7).
+// -n <= axis < n, negative counts from the end.
 int64_t canonical_axis(const char* op, int64_t axis, int64_t ndim);
-// "NCHW"/"nchw" -> 1, "NHWC"/"nhwc" -> 3 (spec 0.7).
+// "NCHW"/"nchw" -> 1, "NHWC"/"nhwc" -> 3.
 int64_t order_to_axis(const char* op, const std::string& order);
 // true for NHWC, false for NCHW; anything else raises like order_to_axis.
 bool order_is_nhwc(const char* op, const std::string& order);

@@ -1,4 +1,4 @@
-// Concat / DepthConcat (spec 3.1): every input written once into a preallocated output.
+// Concat / DepthConcat: every input written once into a preallocated output.
 #include <ATen/ops/empty.h>
 #include <ATen/ops/tensor.h>
 #include <torch/library.h>

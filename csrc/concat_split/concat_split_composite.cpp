@@ -1,4 +1,4 @@
-// The family's composite kernels. The gradient ops (spec 3.1 item 4, 3.2 item 4) are
+// The family's composite kernels. The gradient ops are
 // compositions, so one CompositeImplicitAutograd kernel serves every device and they are
 // differentiable again; concat's CompositeExplicitAutograd kernel only turns "no kernel" into a
 // clear error.
@@ -63,7 +63,7 @@ void check_split_gradients(const c10::List<std::optional<Tensor>>& grad_outputs,
   }
 }
 
-// [PORT] Missing output gradients are zeros of the piece's shape (Caffe2 skipped them and
+// Unlike Caffe2, missing output gradients are zeros of the piece's shape (Caffe2 skipped them and
 // produced a wrongly shaped gradient).
 Tensor split_gradient(const c10::List<std::optional<Tensor>>& grad_outputs, c10::SymIntArrayRef split_sizes,
                  int64_t axis, bool add_axis) {

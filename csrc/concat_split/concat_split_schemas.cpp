@@ -1,4 +1,4 @@
-// Schemas of the concat/split family (spec section 3).
+// Schemas of the concat/split family.
 #include <torch/library.h>
 
 TORCH_LIBRARY_FRAGMENT(caffe2ops, m) {

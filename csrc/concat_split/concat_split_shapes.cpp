@@ -13,7 +13,7 @@ int64_t resolve_axis(const char* op, const char* verb, std::optional<int64_t> ax
   C2_CHECK(!(axis.has_value() && order.has_value()), op, "You shouldn't specify both the dim to ",
            verb, ", and the order in the case of 4-D images.");
   if (axis.has_value()) return canonical_axis(op, *axis, rank);
-  // [PORT] Caffe2 silently ignored add_axis without an explicit axis.
+  // Caffe2 silently ignored add_axis without an explicit axis.
   C2_CHECK(!add_axis, op, "add_axis=True needs an explicit axis (Caffe2 ignored add_axis when "
            "the axis came from order)");
   return canonical_axis(op, order_to_axis(op, order.value_or("NCHW")), rank);
@@ -128,21 +128,22 @@ std::vector<int64_t> split_by_lengths_sizes(const char* op, const at::Tensor& in
   C2_CHECK(lengths.dim() == 1, op, "lengths must be 1-D, got shape ", lengths.sizes());
   check_output_count(op, "num_outputs", num_outputs);
   const int64_t m = lengths.numel();
-  C2_CHECK(m % num_outputs == 0, op, "len(Lengths) ", m, "should be divisible by OutputSize() ",
-           num_outputs, ".");
+  C2_CHECK(m % num_outputs == 0, op, "len(lengths) = ", m, " must be divisible by num_outputs = ",
+           num_outputs);
   auto len = lengths.to(at::kCPU).to(at::kLong).contiguous();
   const int64_t* lp = len.const_data_ptr<int64_t>();
   const int64_t S = checked_sum(op, "lengths", c10::ArrayRef<int64_t>(lp, m));
   const int64_t C = input.sym_size(axis).guard_int(__FILE__, __LINE__);
   int64_t mult = 1;
   if (use_scaling_lengths) {
-    C2_CHECK(C % (S != 0 ? S : 1) == 0, op, "Input channels ", C, " should be divisible by ", S);
-    // [PORT] with S = 0 nothing would consume the input: require it to be empty too.
+    C2_CHECK(C % (S != 0 ? S : 1) == 0, op, "with use_scaling_lengths, input.shape[", axis, "] = ", C,
+             " must be divisible by sum(lengths) = ", S);
+    // Unlike Caffe2: with S = 0 nothing would consume the input: require it to be empty too.
     C2_CHECK(S != 0 || C == 0, op, "lengths sum to 0 but the input has ", C,
              " channels along axis ", axis);
     mult = S != 0 ? C / S : 1;
   } else {
-    C2_CHECK(S == C, op, "Input channels should be equal to split dimensions sum, ", C, " vs ", S);
+    C2_CHECK(S == C, op, "sum(lengths) = ", S, " must equal input.shape[", axis, "] = ", C);
   }
   const int64_t g = m / num_outputs;
   std::vector<int64_t> sizes(num_outputs, 0);

@@ -1,4 +1,4 @@
-// Split / DepthSplit (spec 3.2) and SplitByLengths (3.3): every output written once, as a
+// Split / DepthSplit and SplitByLengths: every output written once, as a
 // fresh tensor (a custom op may not return views of its input).
 #include <ATen/ops/empty.h>
 #include <torch/library.h>

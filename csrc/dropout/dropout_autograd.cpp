@@ -1,6 +1,6 @@
-// Autograd of Dropout (spec 4.1 item 4): backward is dropout_gradient(dY, mask) in training
+// Autograd of Dropout: backward is dropout_gradient(dY, mask) in training
 // and dropout_gradient(dY) in test mode; cudnn_dropout's is cudnn_dropout_gradient(dY, reserve
-// space) (spec 4.3). The mask and the reserve space get no gradient.
+// space). The mask and the reserve space get no gradient.
 #include <torch/library.h>
 
 #include <string_view>
@@ -51,7 +51,7 @@ Tensor saved_gradient(AutogradContext* ctx, const Tensor& dY) {
                        ctx->saved_data["is_test"].toBool(), ctx->saved_data["cudnn"].toBool());
 }
 
-// dropout and cudnn_dropout: the backward is their gradient op of dY (spec 4.1 item 4, 4.3).
+// dropout and cudnn_dropout: the backward is their gradient op of dY.
 class DropoutFn : public torch::autograd::Function<DropoutFn> {
  public:
   static variable_list forward(AutogradContext* ctx, const Tensor& X, double ratio, bool is_test,

@@ -1,4 +1,4 @@
-// cudnn_dropout / cudnn_dropout_gradient (spec 4.3) exist only on CUDA tensors in builds with
+// cudnn_dropout / cudnn_dropout_gradient exist only on CUDA tensors in builds with
 // cuDNN. This catch-all kernel is what every other device and build gets: a clear error
 // instead of the dispatcher's "could not run" message.
 #include <ATen/core/Tensor.h>

@@ -1,4 +1,4 @@
-// Dropout / DropoutGrad on the CPU (spec 4.1, 4.2). One pass writes Y and the bool mask.
+// Dropout / DropoutGrad on the CPU. One pass writes Y and the bool mask.
 //
 // keep_i = (u_i >= ratio) for a 32-bit uniform u_i, decided as the integer comparison
 // u_i >= t = ceil(ratio * 2^32): P(keep) = 1 - ratio to within 2^-32, and ratio = 0 keeps all.
@@ -121,7 +121,7 @@ std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio
                                                std::optional<at::Generator> generator) {
   check_dropout_input("dropout", X, ratio);
   if (is_test) {
-    // [PORT] Y is a copy (outputs never alias inputs); the mask Caffe2 left unwritten is all True.
+    // Unlike Caffe2: Y is a copy (outputs never alias inputs); the mask Caffe2 left unwritten is all True.
     return {X.clone(at::MemoryFormat::Contiguous), at::ones(X.sizes(), X.options().dtype(at::kBool))};
   }
   auto x = X.contiguous();

@@ -1,4 +1,4 @@
-// Dropout on CUDA (spec 4.1-4.3).
+// Dropout on CUDA.
 //
 // dropout: one fused kernel writes Y and the bool mask. Each thread takes groups of four
 // elements and one Philox4x32-10 call per group (the same generator as the CPU kernel,
@@ -199,7 +199,7 @@ std::tuple<Tensor, Tensor> cudnn_dropout_cuda(const Tensor& X, double ratio, boo
 Tensor cudnn_dropout_gradient_cuda(const Tensor& dY, const Tensor& reserve_space, double ratio, bool is_test) {
   constexpr const char* op = "cudnn_dropout_gradient";
   check_cudnn_dropout_gradient(dY, reserve_space, ratio, is_test);
-  // [PORT] Caffe2 crashed in test mode; an empty dY has no descriptor and nothing to scale.
+  // Caffe2 crashed in test mode; an empty dY has no descriptor and nothing to scale.
   if (is_test || dY.numel() == 0) return dY.clone(at::MemoryFormat::Contiguous);
   auto dy = dY.contiguous();
   c10::cuda::CUDAGuard guard(dy.device());

@@ -1,4 +1,4 @@
-// Schemas of the dropout family (spec 4.1-4.3).
+// Schemas of the dropout family.
 #include <torch/library.h>
 
 TORCH_LIBRARY_FRAGMENT(caffe2ops, m) {

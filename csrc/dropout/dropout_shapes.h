@@ -1,5 +1,5 @@
 #pragma once
-// Argument and shape rules of Dropout / DropoutGrad and their cuDNN variants (spec 4.1-4.3),
+// Argument and shape rules of Dropout / DropoutGrad and their cuDNN variants,
 // shared by every device's kernels and the Meta kernels.
 #include <ATen/core/Tensor.h>
 
@@ -15,7 +15,7 @@ void check_dropout_input(const char* op, const at::Tensor& X, double ratio);
 // Train mode: mask required, bool, numel of dY. Test mode: mask ignored.
 void check_dropout_gradient(const at::Tensor& dY, const std::optional<at::Tensor>& mask,
                             double ratio, bool is_test);
-// cudnn_dropout (spec 4.3): float32, float64 or float16. Its gradient reads the 1-D uint8
+// cudnn_dropout: float32, float64 or float16. Its gradient reads the 1-D uint8
 // reserve space on dY's device, except in test mode.
 void check_cudnn_dropout_input(const at::Tensor& X, double ratio);
 void check_cudnn_dropout_gradient(const at::Tensor& dY, const at::Tensor& reserve_space, double ratio,

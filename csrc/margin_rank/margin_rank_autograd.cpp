@@ -1,4 +1,4 @@
-// Autograd of MarginRankingCriterion (spec 6.1 item 4): backward is the gradient op; Y gets
+// Autograd of MarginRankingCriterion: backward is the gradient op; Y gets
 // no gradient.
 #include <torch/library.h>
 

@@ -1,4 +1,4 @@
-// MarginRankingCriterion and its gradient on the CPU (spec 6.1), each one fused pass:
+// MarginRankingCriterion and its gradient on the CPU, each one fused pass:
 //   loss = max(0, -y (x1 - x2) + margin)
 //   dist >= 0 (the hinge point counts as active): dX1 = -y dLoss, dX2 = y dLoss; else 0.
 #include <ATen/Dispatch.h>

@@ -1,5 +1,5 @@
 // MarginRankingCriterion on CUDA: one fused elementwise kernel each for the loss and for
-// both input gradients (spec 6.1).
+// both input gradients.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <torch/library.h>

@@ -1,4 +1,4 @@
-// Schemas of the margin-rank family (spec 6.1).
+// Schemas of the margin-rank family.
 #include <torch/library.h>
 
 TORCH_LIBRARY_FRAGMENT(caffe2ops, m) {

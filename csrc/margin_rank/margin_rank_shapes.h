@@ -1,5 +1,5 @@
 #pragma once
-// Argument rules of MarginRankingCriterion(Gradient) (spec 6.1): only numel is compared; the
+// Argument rules of MarginRankingCriterion(Gradient): only numel is compared; the
 // loss and dX1 take X1's shape, dX2 takes X2's; Y is int32/int64 or X1's floating dtype.
 #include <ATen/core/Tensor.h>
 

@@ -1,4 +1,4 @@
-// SparseNormalize has no gradient (Caffe2: SHOULD_NOT_DO_GRADIENT, spec 5.1 item 4): autograd
+// SparseNormalize has no gradient (Caffe2: SHOULD_NOT_DO_GRADIENT): autograd
 // raises if one is needed. The in-place variants also bump param's version counter so that a
 // saved tensor they modify is detected.
 #include <torch/library.h>

@@ -1,5 +1,5 @@
-// SparseNormalize / Float16SparseNormalize on the CPU (spec 5.1): each distinct row listed in
-// `indices` is rescaled once, from its original value ([PORT] dedupe), in parallel and in
+// SparseNormalize / Float16SparseNormalize on the CPU: each distinct row listed in
+// `indices` is rescaled once, from its original value (unlike Caffe2, which rescaled repeats again), in parallel and in
 // place: p_r *= norm / (|p_r| + 1e-12) when max-norm is off or |p_r| > norm. Rows not listed
 // are never read or written. The norm is accumulated in float32 for float16/float32 rows (as
 // Caffe2 did for float16) and in float64 for float64 rows.

@@ -1,4 +1,4 @@
-// Functionalization of the in-place variants. Their schema returns `Tensor(a!)` (spec 5.1),
+// Functionalization of the in-place variants. Their schema returns `Tensor(a!)`,
 // which torch.compile / AOTAutograd cannot functionalize automatically for a custom op; this
 // kernel rewrites `sparse_normalize_(p, ...)` as `p = sparse_normalize(p, ...)`, the same way
 // ATen's generated kernels treat its own in-place ops.

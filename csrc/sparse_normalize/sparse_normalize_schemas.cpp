@@ -1,4 +1,4 @@
-// Schemas of the sparse-normalize family (spec 5.1).
+// Schemas of the sparse-normalize family.
 #include <torch/library.h>
 
 TORCH_LIBRARY_FRAGMENT(caffe2ops, m) {

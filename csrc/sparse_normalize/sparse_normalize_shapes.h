@@ -1,5 +1,5 @@
 #pragma once
-// Argument rules of SparseNormalize / Float16SparseNormalize (spec 5.1), shared by the CPU, CUDA
+// Argument rules of SparseNormalize / Float16SparseNormalize, shared by the CPU, CUDA
 // and Meta kernels.
 #include <ATen/core/Tensor.h>
 

@@ -4,12 +4,12 @@ A case is made from (op, case_seed) only, so any case can be rebuilt and re-run 
 (`python tests/fuzz/worker.py --repro OP SEED`). `make_case` draws the op's inputs (GENERATORS),
 then generic perturbations: one tensor's dtype or rank changed, index/length values corrupted,
 non-contiguous / expanded (stride 0) / aliased inputs, all inputs on meta or one on meta (mixed
-devices). The reference (REFERENCES, written from /work/shared/spec/OPERATORS.md) runs on the
+devices). The reference (REFERENCES, written from the semantics in docs/operators/) runs on the
 CPU values of the final inputs and says what must happen:
 
 * `Invalid(why)`: the op must raise, with a message naming it ("caffe2ops::<op>: ...");
 * a list of `Out`: the op must return exactly these (shape, dtype, values within a tolerance);
-  `R.maybe(why)` marks inputs where the spec is silent or a result cannot be allocated, so a
+  `R.maybe(why)` marks inputs where the documented semantics are silent or a result cannot be allocated, so a
   clean error is accepted too (a result must still equal the reference).
 
 An exception that does not name the op is always a failure, whatever the reference says.
@@ -35,7 +35,7 @@ ALL_DTYPES = [F32, F64, F16, BF16, I32, I64, torch.int16, torch.uint8, torch.boo
 
 
 class Invalid(Exception):
-    """The spec says these inputs are an error. value=True: found only by reading tensor values
+    """These inputs are an error by the documented semantics. value=True: found only by reading tensor values
     (a meta kernel cannot see it)."""
 
     def __init__(self, why, value=False):
@@ -68,7 +68,7 @@ class R:
         self.host = set()  # argument positions read on the host (mixed devices allowed)
 
     def unchecked(self, why):
-        """Spec silent on these inputs: a clean error or any result."""
+        """The semantics say nothing about these inputs: a clean error or any result."""
         self.maybe(why)
         raise TooBig(None)
 
@@ -85,7 +85,7 @@ class R:
             return
         if t.dtype in bad or (maybe is not None and t.dtype not in maybe):
             raise Invalid(f"{name} dtype {t.dtype}")
-        self.maybe(f"{name} dtype {t.dtype} (spec silent)")
+        self.maybe(f"{name} dtype {t.dtype} (unspecified)")
 
     def index(self, t, name):
         self.dtype(t, name, (I32, I64), maybe=SMALL_INTS)
@@ -294,7 +294,7 @@ def r_batch_gather(R, data, I, mo):
     M = data.shape[1]
     if M == 0:
         shp = list(data.shape)
-        R.maybe("M == 0 (spec: output = DATA.shape)")
+        R.maybe("M == 0 (the output has DATA's shape)")
     if math.prod(shp) == 0:
         try:
             R.in_range(I, 0, M, "indices")
@@ -491,7 +491,7 @@ def r_batch_dense_to_sparse_gradient(R, lengths, indices, gv, dense):
     R.host.add(3)  # dense: only its shape is used
     R.need(dense.dim() == 2, "dense not 2-D")
     if not (lengths.dim() == 1 and lengths.shape[0] == dense.shape[0]):
-        # = batch_sparse_to_dense(..., dense) whose S.shape[0] is ignored (spec 2.3/2.4)
+        # = batch_sparse_to_dense(..., dense) whose S.shape[0] is ignored (only its second dimension counts)
         R.unchecked("B != dense.shape[0]")
     if dense.dtype != gv.dtype:
         R.maybe("dense dtype differs from grad_values")
@@ -535,7 +535,7 @@ def bmm_shapes(R, A, B, ta, tb, bc):
 
 
 def bmm_ref64(A, B, ta, tb):
-    """torch float64 reference (matmul with the spec's 1-D rules); caller ensures numel > 0."""
+    """torch float64 reference (matmul with the 1-D rules of BatchMatMul); caller ensures numel > 0."""
     a, b = A.dim(), B.dim()
     if a == 1 and b == 1:
         return (A.reshape(-1) * B.reshape(-1)).sum().reshape(1)
@@ -933,7 +933,7 @@ def r_concat_batch_mat_mul_batch_gather_gradient(R, idx, xs, grad):
     ix = P(idx).astype(np.int64).reshape(-1)
     dC = np.zeros(Cm.shape)
     mC = np.zeros(Cm.shape)
-    with np.errstate(all="ignore"):  # the spec's sparse form: only the pairs named by indices
+    with np.errstate(all="ignore"):  # the sparse form: only the pairs named by indices
         for j in range(J):
             p, q = divmod(int(ix[j]), n)
             dC[:, p] += g[:, j:j + 1] * Cm[:, q]
@@ -965,7 +965,7 @@ def axis_args(r, rank, present_p=0.8):
 
 
 def resolve_axis(R, axis, order, add, rank, extend=None):
-    """Spec 3.0; with add_axis Concat's axis may be `rank` (extend), Split's may not."""
+    """Axis XOR order, absent axis from order; with add_axis Concat's axis may be `rank` (extend), Split's may not."""
     extend = add if extend is None else extend
     R.need(not (axis is not None and order is not None), "both axis and order given")
     if axis is None:
@@ -1019,7 +1019,7 @@ def r_concat(R, xs, axis, order, add):
         R.need(all(v <= 2**31 - 1 for v in info), "split_info extent does not fit int32 (F2)")
         R.need(sum(info) <= INT64_MAX, "concat extent overflows int64 (F2)")
         if sum(info) > 2**31 - 1:
-            R.maybe("output extent beyond int32 (spec silent; Caffe2 kept sizes in int)")
+            R.maybe("output extent beyond int32 (unspecified; Caffe2 kept sizes in int)")
         out_shape = list(X0.shape)
         out_shape[ax] = sum(info)
     R.big([(out_shape, X0.dtype)])
@@ -1108,7 +1108,7 @@ def split_sizes(R, X, st, sl, axis, order, add, num):
         raise TooBig(None)
     if add:
         if any(s < 0 for s in sizes) or any(s != 1 for s in sizes):
-            R.maybe("add_axis with sizes other than 1 (ignored per spec)")
+            R.maybe("add_axis with sizes other than 1 (ignored, as in Caffe2)")
         R.need(k == Cn, "add_axis: outputs != C")
     else:
         R.need(all(s >= 0 for s in sizes), "negative split size", value=st is not None)
@@ -1216,7 +1216,7 @@ def r_split_by_lengths(R, X, L, k, axis, order, scaling):
     R.need(X.dim() >= 1, "input rank 0")
     m = L.numel()
     R.need(k <= 2**24, f"{k} outputs: beyond any sane bound on output counts (F6)")
-    R.need(m % k == 0, f"len(Lengths) {m} should be divisible by OutputSize() {k}")
+    R.need(m % k == 0, f"len(lengths) = {m} must be divisible by num_outputs = {k}")
     ax = resolve_axis(R, axis, order, False, X.dim())
     Cn = X.shape[ax]
     lens = [int(v) for v in P(L).ravel()] if m else []
@@ -1228,7 +1228,7 @@ def r_split_by_lengths(R, X, L, k, axis, order, scaling):
         R.need(S != 0 or Cn == 0, "scaling with S == 0 needs C == 0", value=True)
         mult = Cn // S if S else 1
     else:
-        R.need(S == Cn, f"Input channels {Cn} != sum {S}", value=True)
+        R.need(S == Cn, f"sum(lengths) = {S} must equal input.shape[axis] = {Cn}", value=True)
         mult = 1
     g = m // k
     sizes = [mult * sum(lens[i * g:(i + 1) * g]) for i in range(k)]
@@ -1285,7 +1285,7 @@ def r_split_gradient(R, grads, sizes, axis, add):
         R.need(g.dim() == g0.dim(), "grad ranks differ (F5)")
     rank = g0.dim() + (1 if add else 0)
     if axis < 0:
-        R.maybe("negative axis (spec: canonical non-negative)")
+        R.maybe("negative axis (the gradient takes the canonical non-negative axis)")
     ax = R.axis(axis, rank)
     R.need(all(s >= 0 for s in sizes), "negative split size (F5)")
     if add:
@@ -1345,7 +1345,7 @@ def ratio_ok(R, ratio):
 
 
 def dropout_scaled(x, ratio, dtype):
-    """X * scale with scale = 1/(1-ratio) in double, rounded once to the op-math type (spec 4.1)."""
+    """X * scale with scale = 1/(1-ratio) in double, rounded once to the op-math type (bit-identical to Caffe2)."""
     if dtype == F64:
         return np.float64(x) * np.float64(1.0 / (1.0 - ratio))
     s = np.float32(1.0 / (1.0 - ratio))
@@ -1378,7 +1378,7 @@ def r_dropout(R, X, ratio, is_test, gen):
         kept = dropout_scaled(x[m], ratio, dt)
         if not same_values(y[m], kept):
             bad = np.flatnonzero(~eq_nan(y[m], kept))[:3]
-            return (f"kept Y != X*scale (spec 4.1 rounding) at {len(np.flatnonzero(~eq_nan(y[m], kept)))} of "
+            return (f"kept Y != X*scale (scale rounded once) at {len(np.flatnonzero(~eq_nan(y[m], kept)))} of "
                     f"{m.sum()}: X={x[m][bad].tolist()} Y={y[m][bad].tolist()} want={np.asarray(kept)[bad].tolist()}")
         with np.errstate(all="ignore"):
             dropped = x[~m].astype(np.float64) * 0.0
@@ -1813,7 +1813,7 @@ def _mask(n, ratio, seed=0):
 
 
 T = torch.tensor
-# Directed cases: the findings of issue 9 (F1-F8) and its three fidelity rules, run through the
+# Directed cases: past bugs (F1-F8, each named below) and three fidelity rules, run through the
 # same references as the random cases. Case seed -1-j is DIRECTED[op][j]; device is "cpu",
 # "meta" or ("mixed", path of the argument put on meta).
 DIRECTED = {op: [] for op in OPS}

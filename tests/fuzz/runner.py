@@ -23,7 +23,7 @@ from fuzz.cases import OPS, directed_seeds  # noqa: E402
 
 
 def case_list(calls, seed):
-    """The directed cases (issue 9's findings, negative seeds), then random cases round-robin
+    """The directed cases (past bugs and fidelity rules, negative seeds), then random cases round-robin
     over the ops up to `calls` in all; a random case's seed depends only on (seed, i)."""
     d = directed_seeds()
     return d + [(OPS[i % len(OPS)], seed * 1_000_003 + i) for i in range(max(0, calls - len(d)))]
@@ -173,8 +173,8 @@ class Summary:
             tot.update(c)
             lines.append(f"{op:44s} {c['calls']:6d} {c['result']:7d} {c['error']:6d} {c['allowed_error']:8d} {c['fail']:5d}")
         lines.append(f"{'TOTAL':44s} {tot['calls']:6d} {tot['result']:7d} {tot['error']:6d} {tot['allowed_error']:8d} {tot['fail']:5d}")
-        lines.append("result: equal to the reference; error: clean error (op named) where the spec requires one; "
-                     "allowed: clean error where the spec is silent or the output cannot be allocated; "
+        lines.append("result: equal to the reference; error: clean error (op named) where the semantics require one; "
+                     "allowed: clean error where the documented semantics are silent or the output cannot be allocated; "
                      "FAIL: wrong result, missing error, error not naming the op, crash or hang")
         return "\n".join(lines)
 

@@ -160,7 +160,7 @@ def run_case(op, seed):
             return dict(outcome="fail", kind="rejected valid input", msg=msg[:1500], desc=desc, expect="result")
         return dict(outcome="error" if expect == "error" else "allowed_error", kind="", msg=msg[:300], desc=desc)
     if expect == "error":
-        return dict(outcome="fail", kind="no error", msg=f"returned {summarize(res)}; spec: {why}", desc=desc)
+        return dict(outcome="fail", kind="no error", msg=f"returned {summarize(res)}; expected an error: {why}", desc=desc)
     if before is not None:
         if not (isinstance(res, torch.Tensor) and res is before or (isinstance(res, torch.Tensor) and res.device == before.device and res.data_ptr() == before.data_ptr())):
             return dict(outcome="fail", kind="in-place result is not param", msg=summarize(res), desc=desc)
