@@ -5,7 +5,9 @@
 // index_put_ is sort-based in deterministic mode). Row-sequential kernels keep Caffe2's
 // last-write-wins order where duplicates matter.
 #include <ATen/ATen.h>
+#include <ATen/ops/aminmax.h>
 #include <ATen/ops/bmm.h>
+#include <ATen/ops/cumsum.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/gather.h>
@@ -89,13 +91,41 @@ Tensor device_offsets(const std::vector<int64_t>& offsets, const Tensor& like) {
   return at::tensor(offsets, at::TensorOptions().dtype(at::kLong)).to(like.device());
 }
 
+// Row offsets [0, l0, l0 + l1, ...] of a lengths vector, scanned where the lengths are instead
+// of copying them to the host and the offsets back. The checks read back three numbers (one
+// sync): every length in [0, total] and the sum equal to total; lengths bounded by total keep
+// the running sum far from int64's limit. A failed check calls `explain`, the host rules, for
+// the same message the CPU kernel gives.
+template <typename Explain>
+Tensor scanned_offsets(const Tensor& lengths, int64_t total, const Tensor& like, Explain explain) {
+  auto l = lengths.reshape({-1}).to(like.device(), at::kLong);
+  auto offsets = at::zeros({l.numel() + 1}, l.options());
+  if (l.numel() == 0) {
+    if (total != 0) explain();
+    return offsets;
+  }
+  offsets.narrow(0, 1, l.numel()).copy_(at::cumsum(l, 0));
+  auto [lo, hi] = at::aminmax(l);
+  auto stats = at::stack({lo, hi, offsets.select(0, -1)}).to(at::kCPU);
+  const int64_t* s = stats.const_data_ptr<int64_t>();
+  if (s[0] < 0 || s[1] > total || s[2] != total) explain();
+  TORCH_INTERNAL_ASSERT(s[0] >= 0 && s[1] <= total && s[2] == total, "the lengths failed a check the host rule passed");
+  return offsets;
+}
+
 Tensor batch_sparse_to_dense_cuda(const Tensor& lengths, const Tensor& indices, const Tensor& values,
                              const std::optional<Tensor>& output_shape_inference, int64_t dense_last_dim,
                              double default_value) {
   constexpr const char* op = "batch_sparse_to_dense";
   auto shape = batch_sparse_to_dense_shape(lengths, indices, values, output_shape_inference, dense_last_dim);
   const int64_t B = lengths.size(0), D = shape[1].expect_int();
-  auto offsets = device_offsets(sparse_layout_offsets(op, lengths, indices, D), values);
+  check_index_dtype(op, "lengths", lengths);
+  auto offsets = scanned_offsets(lengths, indices.numel(), values,
+                                 [&] { sparse_layout_offsets(op, lengths, indices, D); });
+  check_indices_in_range(op, "indices", indices, D, [D](int64_t, int64_t v) {
+    return "an index must name a column of dense, whose last dim is " + std::to_string(D) +
+           ", got " + std::to_string(v);
+  });
   auto dense = at::full({B, D}, default_value, values.options());
   if (B == 0 || D == 0) return dense;
   auto idx = indices.contiguous();
@@ -117,7 +147,12 @@ Tensor batch_dense_to_sparse_cuda(const Tensor& lengths, const Tensor& indices, 
   constexpr const char* op = "batch_dense_to_sparse";
   batch_dense_to_sparse_check(lengths, indices, dense);
   const int64_t B = lengths.size(0), D = dense.size(1);
-  sparse_layout_offsets(op, lengths, indices, D);
+  check_index_dtype(op, "lengths", lengths);
+  scanned_offsets(lengths, indices.numel(), dense, [&] { sparse_layout_offsets(op, lengths, indices, D); });
+  check_indices_in_range(op, "indices", indices, D, [D](int64_t, int64_t v) {
+    return "an index must name a column of dense, whose last dim is " + std::to_string(D) +
+           ", got " + std::to_string(v);
+  });
   auto rows = at::repeat_interleave(at::arange(B, indices.options().dtype(at::kLong)), lengths.to(at::kLong),
                                     /*dim=*/0, /*output_size=*/indices.numel());
   return dense.index({rows, indices.to(at::kLong)}).reshape(indices.sizes());
