@@ -19,6 +19,8 @@ pytest.importorskip("google.protobuf")
 import torch_caffe2ops  # noqa: E402,F401
 from torch_caffe2ops import caffe2 as c2  # noqa: E402
 
+from utils import add_op, fill  # noqa: E402,F401  (other test files import them from here too)
+
 ops = torch.ops.caffe2ops
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parent.parent
@@ -26,50 +28,6 @@ REPO = Path(__file__).resolve().parent.parent
 # --------------------------------------------------------------------------------------------
 # building nets
 # --------------------------------------------------------------------------------------------
-
-
-def add_op(net: Any, op_type: str, inputs: Sequence[str], outputs: Sequence[str], **args: Any) -> Any:
-    """Append an OperatorDef; Python values go to Caffe2's Argument fields the way
-    caffe2.python.utils.MakeArgument puts them (float -> f, int/bool -> i, str -> s, lists)."""
-    op = net.op.add(type=op_type, input=list(inputs), output=list(outputs))
-    for name, value in args.items():
-        a = op.arg.add(name=name)
-        if isinstance(value, bool) or isinstance(value, (int, np.integer)):
-            a.i = int(value)
-        elif isinstance(value, float):
-            a.f = value
-        elif isinstance(value, str):
-            a.s = value.encode()
-        elif isinstance(value, (list, tuple)):
-            if any(isinstance(v, float) for v in value):
-                a.floats.extend(float(v) for v in value)
-            elif any(isinstance(v, str) for v in value):
-                a.strings.extend(v.encode() for v in value)
-            else:
-                a.ints.extend(int(v) for v in value)
-        else:
-            raise TypeError(value)
-    return op
-
-
-def fill(init: Any, name: str, value: np.ndarray) -> None:
-    """The GivenTensor*Fill op a Caffe2 exporter writes for a blob of this dtype."""
-    value = np.asarray(value)
-    op_type = {
-        np.dtype(np.float32): "GivenTensorFill",
-        np.dtype(np.float64): "GivenTensorDoubleFill",
-        np.dtype(np.int32): "GivenTensorIntFill",
-        np.dtype(np.int64): "GivenTensorInt64Fill",
-        np.dtype(np.bool_): "GivenTensorBoolFill",
-    }[value.dtype]
-    flat = value.reshape(-1).tolist()
-    if value.dtype.kind == "f":
-        flat = [float(v) for v in flat]
-    else:
-        flat = [int(v) for v in flat]
-    op = add_op(init, op_type, [], [name], shape=list(value.shape))
-    a = op.arg.add(name="values")
-    (a.floats if value.dtype.kind == "f" else a.ints).extend(flat)
 
 
 def as_format(net: Any, fmt: str) -> Any:

@@ -10,6 +10,7 @@ import torch
 from .. import functional as fn
 from ..context import ConversionContext
 from ..registry import Arg, OpCall, register_converter
+from ._elementwise import BROADCAST_ARGS, broadcast_axis
 
 # --- dense layers -----------------------------------------------------------------------------
 
@@ -100,21 +101,12 @@ def _binary(op_type: str, target, direct) -> None:
     @register_converter(
         op_type,
         doc=f"Elementwise {target.__name__}: NumPy broadcasting, or Caffe2's legacy `broadcast=1` from `axis`.",
-        args={"broadcast": False, "axis": -1, "axis_str": Arg("str"), "order": "NCHW"},
+        args=BROADCAST_ARGS,
         inputs=(2, 2),
         outputs=(1, 1),
     )
     def convert(ctx: ConversionContext, op: OpCall):
-        broadcast, axis = op.args["broadcast"], op.args["axis"]
-        if op.has("axis_str"):
-            if op.has("axis"):
-                raise op.error("axis and axis_str cannot be used together")
-            axis_str, order = op.args["axis_str"], op.args["order"]
-            if len(axis_str) != 1 or axis_str not in order:
-                raise op.error(f"axis_str {axis_str!r} is not a letter of order {order!r}")
-            axis = order.index(axis_str)
-        if not broadcast and (op.has("axis") or op.has("axis_str")):
-            raise op.error("do not specify axis or axis_str if broadcast is not enabled")
+        broadcast, axis = op.args["broadcast"], broadcast_axis(op)
         a, b = op.inputs
         if not broadcast and direct is not None:
             # NumPy broadcasting is ATen's own: one call, no wrapper in the generated code.

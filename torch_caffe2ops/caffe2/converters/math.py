@@ -10,28 +10,13 @@ import torch.nn.functional as F
 from .. import functional_math as fm
 from ..context import ConversionContext
 from ..registry import Arg, OpCall, register_converter
+from ._elementwise import BROADCAST_ARGS, broadcast_axis
 
-_BROADCAST_ARGS = {"broadcast": False, "axis": -1, "axis_str": Arg("str"), "order": "NCHW"}
-
-
-def _broadcast_axis(op: OpCall) -> int:
-    """The legacy-broadcast axis of a binary elementwise operator, checked as Caffe2 does."""
-    axis = op.args["axis"]
-    if op.has("axis_str"):
-        if op.has("axis"):
-            raise op.error("axis and axis_str cannot be used together")
-        axis_str, order = op.args["axis_str"], op.args["order"]
-        if len(axis_str) != 1 or axis_str not in order:
-            raise op.error(f"axis_str {axis_str!r} is not a letter of order {order!r}")
-        axis = order.index(axis_str)
-    if not op.args["broadcast"] and (op.has("axis") or op.has("axis_str")):
-        raise op.error("do not specify axis or axis_str if broadcast is not enabled")
-    return axis
 
 
 def _binary(op_type: str, plain, legacy, doc: str) -> None:
     def convert(ctx: ConversionContext, op: OpCall):
-        axis = _broadcast_axis(op)
+        axis = broadcast_axis(op)
         a, b = op.inputs
         if op.args["broadcast"]:
             return ctx.call(legacy, a, b, axis)
@@ -39,7 +24,7 @@ def _binary(op_type: str, plain, legacy, doc: str) -> None:
         return ctx.call(plain, a, b)
 
     convert.__doc__ = doc
-    register_converter(op_type, args=dict(_BROADCAST_ARGS), inputs=(2, 2), outputs=(1, 1), data_inputs="all")(convert)
+    register_converter(op_type, args=dict(BROADCAST_ARGS), inputs=(2, 2), outputs=(1, 1), data_inputs="all")(convert)
 
 
 for _type, _plain, _legacy, _doc in (
@@ -146,14 +131,14 @@ def _mod(ctx: ConversionContext, op: OpCall):
     return ctx.call(target, op.inputs[0], divisor)
 
 
-@register_converter("Pow", args={"exponent": Arg("float"), **_BROADCAST_ARGS}, inputs=(1, 2), outputs=(1, 1), data_inputs="all")
+@register_converter("Pow", args={"exponent": Arg("float"), **BROADCAST_ARGS}, inputs=(1, 2), outputs=(1, 1), data_inputs="all")
 def _pow(ctx: ConversionContext, op: OpCall):
     """X to the power ``exponent``, or to a tensor exponent (same shape or legacy broadcast)."""
     if len(op.inputs) == 1:
         if not op.has("exponent"):
             raise op.error("with one input the argument 'exponent' is required")
         return ctx.call(torch.pow, op.inputs[0], op.args["exponent"])
-    axis = _broadcast_axis(op)
+    axis = broadcast_axis(op)
     return ctx.call(fm.pow_tensor, op.inputs[0], op.inputs[1], op.args["broadcast"], axis)
 
 
