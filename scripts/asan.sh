@@ -25,11 +25,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "== asan: creating $VENV"
   "${PYTHON:-python3}" -m venv "$VENV"
 fi
-# Only what the build and the tests need, torch pinned as in requirements-dev.txt (a local
-# wheel: fast, and a no-op when already installed).
-pkgs=$(grep -E '^(torch|numpy|pytest|expecttest|ninja|setuptools|wheel)([=<>~! ]|$)' requirements-dev.txt)
-# shellcheck disable=SC2086
-"$VENV/bin/python" -m pip install -q $pkgs 2>&1 | { grep -v "^WARNING: Location" || true; }
+# What the build and the tests need: torch pinned and the build tools as in requirements-dev.txt
+# (its lines but the `-e` one), and the test extra's packages from pyproject.toml (a no-op when
+# already installed).
+mapfile -t pkgs < <(grep -vE '^[[:space:]]*(#|-e[[:space:]]|$)' requirements-dev.txt | sed 's/[[:space:]]*#.*//')
+mapfile -t test_pkgs < <("$VENV/bin/python" scripts/extra_requirements.py test)
+"$VENV/bin/python" -m pip install -q "${pkgs[@]}" "${test_pkgs[@]}" 2>&1 | { grep -v "^WARNING: Location" || true; }
 
 if [ "${ASAN_SKIP_BUILD:-0}" != "1" ]; then
   echo "== asan: building into $LIB (log: build/asan/build.log)"

@@ -19,7 +19,11 @@ else
   if [ ! -x .venv-cuda/bin/python ]; then
     "$PYTHON" -m venv .venv-cuda
   fi
+  # the CUDA torch and the build tools, then the test extra's packages (pyproject.toml) for
+  # check_cuda_build.py and scripts/gpu_check.sh's test run
   .venv-cuda/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-cuda.txt
+  mapfile -t test_pkgs < <(.venv-cuda/bin/python scripts/extra_requirements.py test)
+  .venv-cuda/bin/python -m pip install --quiet --disable-pip-version-check "${test_pkgs[@]}"
   py=$PWD/.venv-cuda/bin/python
 fi
 out=build/cuda

@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
 if ! "$py" -c "import sphinx, myst_parser" 2>/dev/null; then
-  "$py" -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+  # the docs extra's packages (pyproject.toml); scripts/setup.sh installs them into .venv
+  mapfile -t docs_pkgs < <("$py" scripts/extra_requirements.py docs)
+  "$py" -m pip install --quiet --disable-pip-version-check "${docs_pkgs[@]}"
 fi
 "$py" -m sphinx -W --keep-going -q -b html docs build/docs/html "$@"
 echo "docs: $(pwd)/build/docs/html/index.html"

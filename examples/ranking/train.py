@@ -11,6 +11,7 @@ bitwise identical. Writes into --out: checkpoint.pt, loss.png, ranker.pt2 (torch
 metrics.json and, per rank, replica_rank<r>.pt (for comparing replicas).
 """
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -77,7 +78,26 @@ def max_norm_(model, rows, world, max_norm):
         ops.sparse_normalize_(table.weight, ids.unique(), use_max_norm=True, norm=max_norm)
 
 
+def require_example_packages(progress):
+    """The example's own packages (tqdm, matplotlib) come with the `examples` extra; name it
+    before training rather than fail at the end of a run."""
+    def missing(module):
+        try:
+            return importlib.util.find_spec(module) is None
+        except (ImportError, ValueError):
+            return True
+
+    wanted = {"matplotlib": "the loss curve"}
+    if progress:
+        wanted["tqdm"] = "the progress bar; --no-progress runs without it"
+    absent = [f"{module} ({why})" for module, why in wanted.items() if missing(module)]
+    if absent:
+        raise ImportError(f"examples/ranking needs {', '.join(absent)}: "
+                          'pip install "torch_caffe2ops[examples]"')
+
+
 def train(args):
+    require_example_packages(progress=not args.no_progress)
     rank, world, device = setup_distributed(args.device)
     torch.manual_seed(args.seed)                 # same initial weights on every replica
     model = Ranker(dropout=args.dropout).to(device)
