@@ -413,10 +413,12 @@ class _Bottleneck(torch.nn.Module):
                                          nn.BatchNorm2d(width * 4)) if down else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.relu(self.bn1(self.conv1(x)))
-        y = torch.relu(self.bn2(self.conv2(y)))
+        # as torchvision's Bottleneck: ReLU(inplace=True) and out += identity
+        y = torch.relu_(self.bn1(self.conv1(x)))
+        y = torch.relu_(self.bn2(self.conv2(y)))
         y = self.bn3(self.conv3(y))
-        return torch.relu(y + (self.downsample(x) if self.downsample is not None else x))
+        y += self.downsample(x) if self.downsample is not None else x
+        return torch.relu_(y)
 
 
 class HandResNet50(torch.nn.Module):
@@ -435,7 +437,7 @@ class HandResNet50(torch.nn.Module):
         self.fc = nn.Linear(2048, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.nn.functional.max_pool2d(torch.relu(self.bn1(self.conv1(x))), 3, 2, 1)
+        x = torch.nn.functional.max_pool2d(torch.relu_(self.bn1(self.conv1(x))), 3, 2, 1)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1))
 

@@ -752,3 +752,28 @@ def test_runtime_error_names_the_caffe2_operator() -> None:
     assert model(torch.ones(2, 3), torch.ones(4, 3), torch.zeros(4)).shape == (2, 4)
     with pytest.raises(RuntimeError, match=r"^FC \(predict net operator #1 'hidden', outputs \['fc1'\]\): .*mat1"):
         model(torch.ones(2, 3), torch.ones(4, 5), torch.zeros(4))
+
+
+def test_relu_and_sum_in_place_only_on_fresh_unshared_values() -> None:
+    net = c2.NetDef(name="n")
+    add_op(net, "Relu", ["x"], ["x"])  # reads the caller's tensor: must not write into it
+    add_op(net, "FC", ["x", "w", "b"], ["h"])
+    add_op(net, "Relu", ["h"], ["h"])  # fresh FC output read once: in place, as Caffe2 did
+    add_op(net, "FC", ["h", "w2", "b2"], ["g"])
+    add_op(net, "Relu", ["g"], ["g_relu"])  # g is read again below: not in place
+    add_op(net, "FC", ["h", "w2", "b2"], ["k"])
+    add_op(net, "Sum", ["k", "g"], ["k"])  # fresh k read once: accumulated in place
+    add_op(net, "Sum", ["g_relu", "k"], ["out"])
+    net.external_input.extend(["x", "w", "b", "w2", "b2"])
+    net.external_output.append("out")
+    model = c2.load_net(net)
+    targets = [n.target for n in model.graph.nodes if n.op == "call_function"]
+    assert targets.count(torch.relu_) == 1 and targets.count(torch.relu) == 2
+    x = torch.randn(3, 4)
+    w, b, w2, b2 = torch.randn(5, 4), torch.randn(5), torch.randn(5, 5), torch.randn(5)
+    before = x.clone()
+    out = model(x, w, b, w2, b2)
+    torch.testing.assert_close(x, before)  # the input is untouched
+    h = torch.relu(torch.relu(x) @ w.t() + b)
+    g = h @ w2.t() + b2
+    torch.testing.assert_close(out, torch.relu(g) + (h @ w2.t() + b2 + g))

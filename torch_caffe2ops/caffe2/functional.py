@@ -134,6 +134,19 @@ def sum_inputs(inputs: List[Tensor]) -> Tensor:
     return out
 
 
+def sum_into(inputs: List[Tensor]) -> Tensor:
+    """:func:`sum_inputs` accumulated into ``inputs[0]`` (the importer uses it only where that
+    tensor is a fresh intermediate nothing else reads, as Caffe2's in-place Sum)."""
+    out = inputs[0]
+    for i in range(1, len(inputs)):
+        if inputs[i].shape != out.shape:
+            raise RuntimeError(
+                f"Sum: input {i} has shape {list(inputs[i].shape)}, input 0 has {list(out.shape)}"
+            )
+        out = out.add_(inputs[i])
+    return out
+
+
 # --- normalisation --------------------------------------------------------------------------
 
 

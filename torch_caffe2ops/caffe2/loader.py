@@ -231,6 +231,50 @@ def _failing_operator(gm: torch.fx.GraphModule, error: BaseException) -> Optiona
     return None
 
 
+def _fresh_producers() -> tuple[set, tuple]:
+    """Functions and module types whose result is a new tensor that no autograd node keeps
+    (convolutions, batch norm, linear layers, sums)."""
+    from . import functional as fn
+    from .functional_norm import SpatialBN
+
+    functions = {
+        torch.conv1d, torch.conv2d, torch.conv3d, torch.conv_transpose1d, torch.conv_transpose2d,
+        torch.conv_transpose3d, torch.batch_norm, torch.add, fn.fc, fn.sum_inputs, fn.sum_into,
+    }
+    return functions, (SpatialBN,)
+
+
+def in_place(graph: torch.fx.Graph, modules: dict[str, torch.nn.Module]) -> int:
+    """Rewrite ``relu(t)`` as ``relu_(t)`` and ``Sum([t, ...])`` as an accumulation into ``t``
+    where ``t`` is read by nothing else and is a fresh result of a convolution, batch norm,
+    linear layer or sum: what Caffe2's in-place Relu and Sum did (``Relu(x) -> x``), and what
+    torchvision's ReLU(inplace=True) and ``out += identity`` do. A fresh activation of a vision
+    net is tens of megabytes, and allocating (and first touching) a new one per operator costs a
+    fifth of a ResNet-50's time on the CPU. Returns the number of rewritten nodes."""
+    from . import functional as fn
+
+    functions, module_types = _fresh_producers()
+
+    def fresh(src: Any) -> bool:
+        if not isinstance(src, torch.fx.Node) or len(src.users) != 1:
+            return False
+        return (src.op == "call_function" and src.target in functions) or (
+            src.op == "call_module" and isinstance(modules.get(src.target), module_types)
+        )
+
+    count = 0
+    for node in graph.nodes:
+        if node.op != "call_function" or len(node.args) != 1:
+            continue
+        if node.target is torch.relu and fresh(node.args[0]):
+            node.target = torch.relu_
+            count += 1
+        elif node.target is fn.sum_inputs and len(node.args[0]) > 1 and fresh(node.args[0][0]):
+            node.target = fn.sum_into
+            count += 1
+    return count
+
+
 def _module(
     ctx: ConversionContext,
     graph: torch.fx.Graph,
@@ -459,6 +503,7 @@ def load_net(
         outputs = list(predict.op[-1].output)
     values = [conv.value(b, "predict net output") for b in outputs]
     graph.output(values[0] if len(values) == 1 else tuple(values))
+    in_place(graph, ctx.modules)
     class_name = sanitize(predict.name) if predict.name else "Caffe2Net"
     gm = _module(ctx, graph, class_name, params, frozenset(trainable))
     gm.caffe2_inputs = list(plan.inputs)
