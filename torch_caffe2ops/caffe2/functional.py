@@ -40,10 +40,12 @@ def _prod(sizes: List[int]) -> int:
 def fc(X: Tensor, W: Tensor, b: Tensor, axis: int = 1, axis_w: int = 1) -> Tensor:
     """Y = X2 @ W2^T + b with X2 = X flattened to [prod(dims[:axis]), prod(dims[axis:])] and
     W2 = W flattened at axis_w to [N, K]; Y has shape X.shape[:axis] + [N]."""
-    ax = canonical_axis(axis, X.dim())
-    axw = canonical_axis(axis_w, W.dim())
     if b.dim() != 1:
         raise RuntimeError(f"FC: the bias must be 1-D, got shape {list(b.shape)}")
+    if X.dim() == 2 and W.dim() == 2 and (axis == 1 or axis == -1) and (axis_w == 1 or axis_w == -1):
+        return F.linear(X, W, b)  # the common case, without the flattening views
+    ax = canonical_axis(axis, X.dim())
+    axw = canonical_axis(axis_w, W.dim())
     W2 = W.reshape(_prod(W.shape[:axw]), -1)
     return F.linear(X.flatten(ax), W2, b)
 

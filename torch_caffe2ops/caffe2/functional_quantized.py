@@ -116,6 +116,45 @@ def _eager_lookup(kernel: str, table: Tensor, indices: Tensor, lengths: Tensor, 
         raise
 
 
+@torch.jit.unused
+def _eager_fused_lookup(data: Tensor, indices: Tensor, lengths: Tensor, bits: int,
+                        weights: Optional[Tensor]) -> Optional[Tensor]:
+    """:func:`_eager_lookup` for a fused table on the CPU, with only the tests the kernels do
+    not make themselves: at batch 1 a lookup costs about as much as the Python around it, so
+    this path stays as short as it can (the kernels reject a table that is not a uint8 matrix,
+    out-of-range ids and mismatched devices; every such failure is re-checked for the clear
+    error). Returns None when it does not apply."""
+    if data.dtype != torch.uint8 or not data.is_cpu or data.dim() != 2 or lengths.dim() != 1:
+        return None
+    if indices.dim() != 1 or lengths.is_floating_point():
+        return None
+    n = indices.size(0)
+    if lengths.size(0) <= 256:
+        host = lengths.tolist()
+        if sum(host) != n or (len(host) > 0 and min(host) < 0):
+            return None
+    elif int(lengths.min()) < 0 or int(lengths.sum()) != n:
+        return None
+    if weights is not None:
+        if weights.dim() != 1 or weights.size(0) != n:
+            return None
+        weights = weights.to(torch.float32).contiguous()
+    offsets = F.pad(torch.cumsum(lengths, 0, dtype=indices.dtype), [1, 0])
+    try:
+        if bits == 8:
+            return torch.ops.quantized.embedding_bag_byte_rowwise_offsets(
+                data, indices, offsets, False, 0, False, weights, None, True)
+        if bits == 4:
+            return torch.ops.quantized.embedding_bag_4bit_rowwise_offsets(
+                data, indices, offsets, False, 0, False, weights, None, True)
+        return torch.ops.quantized.embedding_bag_2bit_rowwise_offsets(
+            data, indices, offsets, False, 0, False, weights, None, True)
+    except RuntimeError:
+        _check_fused(data, bits, False)
+        check_lookup(indices, lengths, data.size(0), weights)
+        raise
+
+
 def lengths_to_offsets(lengths: Tensor, dtype: torch.dtype) -> Tensor:
     """[0, l0, l0 + l1, ...]: the bag boundaries of ``embedding_bag(include_last_offset=True)``."""
     return F.pad(torch.cumsum(lengths, 0, dtype=dtype), [1, 0])
@@ -151,7 +190,7 @@ def sparse_lengths_reduce(
     half = table.dtype == torch.float16 or table.dtype == torch.bfloat16
     fast: Optional[Tensor] = None
     if not torch.jit.is_scripting():
-        if not torch.compiler.is_compiling() and not half and lengths.device == indices.device:
+        if not torch.compiler.is_compiling() and not half:
             w = weights.to(table.dtype) if weights is not None else None
             fast = _eager_lookup("float", table, indices, lengths, data.size(0), w, None)
     if fast is not None:
@@ -324,15 +363,14 @@ def fused_sparse_lengths_reduce(
     ``mapping`` (the ``...RowwiseSparse`` operators: pruned tables) maps each id to a row of
     DATA, -1 for a pruned row, which adds nothing (a mean still divides by the full length); a
     mapping of exactly ``[0]`` means "not pruned", as in Caffe2."""
+    if mapping is None and not torch.jit.is_scripting():
+        if not torch.compiler.is_compiling():
+            fast = _eager_fused_lookup(data, indices, lengths, bits, weights)
+            if fast is not None:
+                return scale_by_inverse_length(fast, lengths) if mean else fast
     if data.dim() != 2:
         raise ValueError(f"DATA must be a matrix, got shape {list(data.shape)}")
     _check_fused(data, bits, False)
-    if mapping is None and data.device.type == "cpu" and not torch.jit.is_scripting():
-        if not torch.compiler.is_compiling() and lengths.device == indices.device:
-            w = weights.to(torch.float32).contiguous() if weights is not None else None
-            fast = _eager_lookup(str(bits), data, indices, lengths, data.size(0), w, None)
-            if fast is not None:
-                return scale_by_inverse_length(fast, lengths) if mean else fast
     pruned = mapping is not None
     if mapping is not None and mapping.numel() == 1:
         pruned = not bool(mapping[0] == 0)
