@@ -20,28 +20,13 @@ pytest.importorskip("google.protobuf")
 
 from torch_caffe2ops import caffe2 as c2  # noqa: E402
 
-from utils import add_op  # noqa: E402
-
-FIXTURES = Path(__file__).parent / "fixtures" / "caffe2_real"
-
-
-def run(op_type, inputs, outputs, **args):
-    net = c2.NetDef(name="single")
-    add_op(net, op_type, list(inputs), outputs, **args)
-    net.external_input.extend(list(inputs))
-    net.external_output.extend(outputs)
-    model = c2.load_net(net)
-    out = model(*[torch.from_numpy(np.array(v, copy=True)) for v in inputs.values()])
-    return [o.numpy() for o in (out if isinstance(out, tuple) else (out,))]
+from utils import add_op, run_single_op_numpy as run, single_op_net  # noqa: E402,F401
 
 
 def net_of(op_type, n_in, outputs, **args):
-    net = c2.NetDef(name="n")
-    names = [f"in{i}" for i in range(n_in)]
-    add_op(net, op_type, names, outputs, **args)
-    net.external_input.extend(names)
-    net.external_output.extend(outputs)
-    return net
+    return single_op_net(op_type, [f"in{i}" for i in range(n_in)], outputs, **args)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "caffe2_real"
 
 
 def close(actual, expected, rtol=1e-5, atol=1e-6, dtype=None):

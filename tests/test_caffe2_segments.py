@@ -18,33 +18,11 @@ pytest.importorskip("google.protobuf")
 
 from torch_caffe2ops import caffe2 as c2  # noqa: E402
 
-from utils import add_op, fill  # noqa: E402
+from utils import add_op, assert_exact as exact, fill, run_single_op_numpy as run  # noqa: E402,F401
+from utils import single_op_net as build  # noqa: E402
 
 IDX = [np.int32, np.int64]
 TOL = dict(rtol=1e-6, atol=1e-6)
-
-
-def build(op_type, names, outputs, **args):
-    net = c2.NetDef(name="single")
-    add_op(net, op_type, names, outputs, **args)
-    net.external_input.extend(names)
-    net.external_output.extend(outputs)
-    return net
-
-
-def run(op_type, inputs, outputs, **args):
-    """Load a one-operator net fed with ``inputs`` (name -> array) and run it."""
-    model = c2.load_net(build(op_type, list(inputs), outputs, **args))
-    out = model(*[torch.from_numpy(np.array(v, copy=True)) for v in inputs.values()])
-    return [o.numpy() for o in (out if isinstance(out, tuple) else (out,))]
-
-
-def exact(actual, expected, dtype=None):
-    expected = np.asarray(expected)
-    if dtype is not None:
-        assert actual.dtype == dtype, (actual.dtype, dtype)
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    np.testing.assert_array_equal(actual, expected)
 
 
 def close(actual, expected):

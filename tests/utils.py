@@ -185,3 +185,32 @@ def fill(init, name, value):
     op = add_op(init, op_type, [], [name], shape=list(value.shape))
     a = op.arg.add(name="values")
     (a.floats if value.dtype.kind == "f" else a.ints).extend(flat)
+
+
+def single_op_net(op_type, inputs, outputs, **args):
+    """A NetDef of one operator whose inputs are the net's inputs and whose outputs its outputs."""
+    from torch_caffe2ops import caffe2 as c2
+
+    net = c2.NetDef(name="single")
+    add_op(net, op_type, list(inputs), list(outputs), **args)
+    net.external_input.extend(list(inputs))
+    net.external_output.extend(list(outputs))
+    return net
+
+
+def run_single_op_numpy(op_type, inputs, outputs, **args):
+    """Import a one-operator net fed with ``inputs`` (name -> array), run it, return NumPy outputs."""
+    from torch_caffe2ops import caffe2 as c2
+
+    model = c2.load_net(single_op_net(op_type, list(inputs), outputs, **args))
+    out = model(*[torch.from_numpy(np.array(v, copy=True)) for v in inputs.values()])
+    return [o.numpy() for o in (out if isinstance(out, tuple) else (out,))]
+
+
+def assert_exact(actual, expected, dtype=None):
+    """Same shape and values (and dtype, when given), bit for bit."""
+    expected = np.asarray(expected)
+    if dtype is not None:
+        assert actual.dtype == dtype, (actual.dtype, dtype)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    np.testing.assert_array_equal(actual, expected)

@@ -122,10 +122,7 @@ Tensor batch_sparse_to_dense_cuda(const Tensor& lengths, const Tensor& indices, 
   check_index_dtype(op, "lengths", lengths);
   auto offsets = scanned_offsets(lengths, indices.numel(), values,
                                  [&] { sparse_layout_offsets(op, lengths, indices, D); });
-  check_indices_in_range(op, "indices", indices, D, [D](int64_t, int64_t v) {
-    return "an index must name a column of dense, whose last dim is " + std::to_string(D) +
-           ", got " + std::to_string(v);
-  });
+  check_sparse_layout_indices(op, indices, D);
   auto dense = at::full({B, D}, default_value, values.options());
   if (B == 0 || D == 0) return dense;
   auto idx = indices.contiguous();
@@ -149,10 +146,7 @@ Tensor batch_dense_to_sparse_cuda(const Tensor& lengths, const Tensor& indices, 
   const int64_t B = lengths.size(0), D = dense.size(1);
   check_index_dtype(op, "lengths", lengths);
   scanned_offsets(lengths, indices.numel(), dense, [&] { sparse_layout_offsets(op, lengths, indices, D); });
-  check_indices_in_range(op, "indices", indices, D, [D](int64_t, int64_t v) {
-    return "an index must name a column of dense, whose last dim is " + std::to_string(D) +
-           ", got " + std::to_string(v);
-  });
+  check_sparse_layout_indices(op, indices, D);
   auto rows = at::repeat_interleave(at::arange(B, indices.options().dtype(at::kLong)), lengths.to(at::kLong),
                                     /*dim=*/0, /*output_size=*/indices.numel());
   return dense.index({rows, indices.to(at::kLong)}).reshape(indices.sizes());

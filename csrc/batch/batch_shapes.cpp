@@ -255,15 +255,19 @@ IndexErrorText batch_gather_bounds_text(int64_t axis_dim) {
   };
 }
 
+void check_sparse_layout_indices(const char* op, const at::Tensor& indices, int64_t D) {
+  check_indices_in_range(op, "indices", indices, D, [D](int64_t, int64_t v) {
+    return "an index must name a column of dense, whose last dim is " + std::to_string(D) +
+           ", got " + std::to_string(v);
+  });
+}
+
 std::vector<int64_t> sparse_layout_offsets(const char* op, const at::Tensor& lengths,
                                            const at::Tensor& indices, int64_t D) {
   auto offsets = lengths_to_offsets(op, "lengths", lengths);
   C2_CHECK(offsets.back() == indices.numel(), op, "sum of lengths (", offsets.back(),
            ") must equal the number of indices (", indices.numel(), ")");
-  check_indices_in_range(op, "indices", indices, D, [D](int64_t, int64_t v) {
-    return "an index must name a column of dense, whose last dim is " + std::to_string(D) +
-           ", got " + std::to_string(v);
-  });
+  check_sparse_layout_indices(op, indices, D);
   return offsets;
 }
 

@@ -63,6 +63,8 @@ at::ScalarType bucket_compare_dtype(const at::Tensor& features, const at::Tensor
 
 // BatchGather's Caffe2 wording for an index outside [0, axis_dim).
 IndexErrorText batch_gather_bounds_text(int64_t axis_dim);
+// The indices of BatchSparseToDense / BatchDenseToSparse: 0 <= indices < D.
+void check_sparse_layout_indices(const char* op, const at::Tensor& indices, int64_t D);
 // (lengths, indices) pairs of BatchSparseToDense / BatchDenseToSparse: lengths >= 0 summing to
 // len(indices), 0 <= indices < D.
 std::vector<int64_t> sparse_layout_offsets(const char* op, const at::Tensor& lengths,

@@ -108,13 +108,7 @@ def _given_tensor_fill(op_type: str, kind: str, default_dtype: torch.dtype, has_
             dtype = op.args["dtype"]
         # Argument.floats are float32 on the wire, so a double fill carries float32-rounded values.
         values = torch.tensor(op.args["values"], dtype=torch.float64 if kind == "floats" else torch.int64).to(dtype)
-        shape = _static_shape(op)
-        if shape is not None:
-            if values.numel() != _numel(shape):
-                raise op.error(f"{values.numel()} values for shape {shape}")
-            return ctx.constant(values.reshape(shape))
-        flat = ctx.constant(values, name=f"{ctx.name_hint}_values")
-        return ctx.method("reshape", flat, _runtime_shape(ctx, op))
+        return _shaped(ctx, op, values)
 
 
 def _numel(shape: list[int]) -> int:
