@@ -146,18 +146,24 @@ def _check_lengths(op: OpCall, kernel: list[int], **lists: list[int]) -> None:
                            f"expected {want}")
 
 
+def _kernel_stride_pads(op: OpCall, legacy: int) -> tuple[list[int], list[int], list[int]]:
+    """Kernel, strides and [heads..., tails...] pads from every spelling; VALID and SAME start
+    from zero pads (the plan computes SAME's)."""
+    kernel = _gather(op, "kernels", "kernel", ("kernel_h", "kernel_w"), 2) or [0, 0]
+    stride = _gather(op, "strides", "stride", ("stride_h", "stride_w"), 2) or [1] * len(kernel)
+    pads = _gather(op, "pads", "pad", ("pad_t", "pad_l", "pad_b", "pad_r"), 4)
+    if legacy in (VALID, SAME) or not pads:
+        pads = [0] * (2 * len(kernel))
+    return kernel, stride, pads
+
+
 def conv_pool_plan(op: OpCall, *, pooling: bool = False) -> ConvPoolPlan:
     """The plan of a ConvPoolOpBase operator, with Caffe2's checks (``pooling``: PoolOp's too)."""
     legacy = _legacy(op)
     nhwc = _order(op)
     global_pooling = bool(op.args["global_pooling"])
-    kernel = _gather(op, "kernels", "kernel", ("kernel_h", "kernel_w"), 2) or [0, 0]
-    stride = _gather(op, "strides", "stride", ("stride_h", "stride_w"), 2) or [1] * len(kernel)
+    kernel, stride, pads = _kernel_stride_pads(op, legacy)
     dilation = _gather(op, "dilations", "dilation", ("dilation_h", "dilation_w"), 2) or [1] * len(kernel)
-    pads = _gather(op, "pads", "pad", ("pad_t", "pad_l", "pad_b", "pad_r"), 4)
-    if legacy in (VALID, SAME):
-        pads = [0] * (2 * len(kernel))
-    pads = pads or [0] * (2 * len(kernel))
     _check_lengths(op, kernel, strides=stride, dilations=dilation, pads=pads)
     n = len(kernel)
     if not 1 <= n <= 3:
@@ -192,13 +198,8 @@ def conv_transpose_plan(op: OpCall) -> ConvPoolPlan:
     if legacy == CAFFE_LEGACY_POOLING:
         raise op.error("legacy_pad = 3 (CAFFE_LEGACY_POOLING) is not supported by ConvTranspose")
     nhwc = _order(op)
-    kernel = _gather(op, "kernels", "kernel", ("kernel_h", "kernel_w"), 2) or [0, 0]
-    stride = _gather(op, "strides", "stride", ("stride_h", "stride_w"), 2) or [1] * len(kernel)
+    kernel, stride, pads = _kernel_stride_pads(op, legacy)
     adj = _gather(op, "adjs", "adj", ("adj_h", "adj_w"), 2) or [0] * len(kernel)
-    pads = _gather(op, "pads", "pad", ("pad_t", "pad_l", "pad_b", "pad_r"), 4)
-    if legacy in (VALID, SAME):
-        pads = [0] * (2 * len(kernel))
-    pads = pads or [0] * (2 * len(kernel))
     _check_lengths(op, kernel, strides=stride, adjs=adj, pads=pads)
     if len(kernel) != 2:
         raise op.error(f"kernel {kernel}: ConvTranspose supports only 2-D inputs")
