@@ -10,7 +10,7 @@ import torch
 from .. import functional as fn
 from ..context import ConversionContext
 from ..registry import Arg, OpCall, register_converter
-from ._elementwise import BROADCAST_ARGS, broadcast_axis
+from ._elementwise import BROADCAST_ARGS, broadcast_axis, register_unary
 
 # --- dense layers -----------------------------------------------------------------------------
 
@@ -35,12 +35,6 @@ def _fc_transposed(ctx: ConversionContext, op: OpCall):
 # --- unary elementwise --------------------------------------------------------------------------
 
 
-def _unary(op_type: str, target) -> None:
-    @register_converter(op_type, inputs=(1, 1), outputs=(1, 1), doc=f"Elementwise `{target.__name__}`.")
-    def convert(ctx: ConversionContext, op: OpCall):
-        return ctx.call(target, op.inputs[0])
-
-
 for _type, _target in {
     "Relu": torch.relu,
     "Sigmoid": torch.sigmoid,
@@ -49,7 +43,7 @@ for _type, _target in {
     "Log": torch.log,
     "Sqrt": torch.sqrt,
 }.items():
-    _unary(_type, _target)
+    register_unary(_type, _target, f"Elementwise `{_target.__name__}`.")
 
 
 @register_converter("Copy", inputs=(1, 1), outputs=(1, 1))

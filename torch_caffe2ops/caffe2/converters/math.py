@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from .. import functional_math as fm
 from ..context import ConversionContext
 from ..registry import Arg, OpCall, register_converter
-from ._elementwise import BROADCAST_ARGS, broadcast_axis
+from ._elementwise import BROADCAST_ARGS, broadcast_axis, register_unary
 
 
 
@@ -71,14 +71,6 @@ def _mean(ctx: ConversionContext, op: OpCall):
 # --- unary --------------------------------------------------------------------------------------
 
 
-def _unary(op_type: str, target, doc: str, **kwargs) -> None:
-    def convert(ctx: ConversionContext, op: OpCall):
-        return ctx.call(target, op.inputs[0], **kwargs)
-
-    convert.__doc__ = doc
-    register_converter(op_type, inputs=(1, 1), outputs=(1, 1))(convert)
-
-
 for _type, _target, _doc in (
     ("Abs", torch.abs, "|X|."),
     ("Sqr", fm.sqr, "X * X."),
@@ -95,7 +87,7 @@ for _type, _target, _doc in (
     ("Not", torch.logical_not, "Logical not of a bool tensor."),
     ("Swish", F.silu, "X * sigmoid(X)."),
 ):
-    _unary(_type, _target, _doc)
+    register_unary(_type, _target, _doc)
 
 
 @register_converter("Gelu", args={"fast_gelu": False}, inputs=(1, 1), outputs=(1, 1))
