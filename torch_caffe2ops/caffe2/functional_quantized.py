@@ -79,48 +79,44 @@ def check_lookup(indices: Tensor, lengths: Tensor, num_rows: int, weights: Optio
 
 
 @torch.jit.unused
-def _eager_lookup(kernel: str, table: Tensor, indices: Tensor, lengths: Tensor, num_rows: int,
-                  weights: Optional[Tensor], mapping: Optional[Tensor]) -> Optional[Tensor]:
-    """The lookup on the kernels' own id bounds checks (every out-of-range or negative id raises
-    in them), with the checks they lack done first: lengths that add up to fewer ids than given
-    (the kernels would ignore the rest) and negative lengths (the 4-bit kernel crashes on them).
-    An input the kernels reject is re-checked to raise the same clear error as the full checks.
-    Returns None when this path does not apply; the caller then checks everything first.
+def _lengths_add_up(lengths: Tensor, n: int) -> bool:
+    """Whether LENGTHS (a vector) is non-negative and sums to ``n``: the checks the embedding-bag
+    kernels lack (with a short sum they ignore the remaining ids; PyTorch's 4-bit kernel crashes
+    on a negative length). One host read; small vectors are read as a list, which is cheaper."""
+    if lengths.size(0) <= 256:
+        host = lengths.tolist()
+        return sum(host) == n and (len(host) == 0 or min(host) >= 0)
+    return int(lengths.min()) >= 0 and int(lengths.sum()) == n
 
-    The full checks cost four reductions and three host reads per lookup, as much as the lookup
-    itself at small batches; this path reads the lengths once."""
+
+@torch.jit.unused
+def _eager_float_lookup(table: Tensor, indices: Tensor, lengths: Tensor,
+                        weights: Optional[Tensor]) -> Optional[Tensor]:
+    """A float-table lookup on F.embedding_bag's own id checks (every out-of-range or negative
+    id raises there), with :func:`_lengths_add_up` first; a kernel failure is re-checked for the
+    clear error of the full checks. Returns None when this path does not apply; the caller then
+    checks everything first. The full checks cost four reductions and three host reads per
+    lookup, as much as the lookup itself at small batches."""
     if indices.dim() != 1 or lengths.dim() != 1 or indices.is_floating_point() or lengths.is_floating_point():
         return None
     if weights is not None and (weights.dim() != 1 or weights.size(0) != indices.size(0)):
         return None
-    if lengths.numel() <= 256:
-        host = lengths.tolist()
-        if (len(host) > 0 and min(host) < 0) or sum(host) != indices.size(0):
-            return None
-    elif int(lengths.min()) < 0 or int(lengths.sum()) != indices.size(0):
+    if not _lengths_add_up(lengths, indices.size(0)):
         return None
     offsets = lengths_to_offsets(lengths, indices.dtype)
     try:
-        if kernel == "float":
-            return F.embedding_bag(indices, table, offsets, mode="sum", per_sample_weights=weights,
-                                   include_last_offset=True)
-        args = (table, indices, offsets, False, 0, mapping is not None, weights, mapping, True)
-        if kernel == "8":
-            return torch.ops.quantized.embedding_bag_byte_rowwise_offsets(*args)
-        if kernel == "4":
-            return torch.ops.quantized.embedding_bag_4bit_rowwise_offsets(*args)
-        return torch.ops.quantized.embedding_bag_2bit_rowwise_offsets(*args)
+        return F.embedding_bag(indices, table, offsets, mode="sum", per_sample_weights=weights,
+                               include_last_offset=True)
     except RuntimeError:
-        # an id out of range, a negative length: say which, as the full checks do
-        check_lookup(indices, lengths, num_rows, weights)
+        check_lookup(indices, lengths, table.size(0), weights)
         raise
 
 
 @torch.jit.unused
 def _eager_fused_lookup(data: Tensor, indices: Tensor, lengths: Tensor, bits: int,
                         weights: Optional[Tensor]) -> Optional[Tensor]:
-    """:func:`_eager_lookup` for a fused table on the CPU, with only the tests the kernels do
-    not make themselves: at batch 1 a lookup costs about as much as the Python around it, so
+    """:func:`_eager_float_lookup` for a fused table on the CPU, with only the tests the kernels
+    do not make themselves: at batch 1 a lookup costs about as much as the Python around it, so
     this path stays as short as it can (the kernels reject a table that is not a uint8 matrix,
     out-of-range ids and mismatched devices; every such failure is re-checked for the clear
     error). Returns None when it does not apply."""
@@ -129,17 +125,13 @@ def _eager_fused_lookup(data: Tensor, indices: Tensor, lengths: Tensor, bits: in
     if indices.dim() != 1 or lengths.is_floating_point():
         return None
     n = indices.size(0)
-    if lengths.size(0) <= 256:
-        host = lengths.tolist()
-        if sum(host) != n or (len(host) > 0 and min(host) < 0):
-            return None
-    elif int(lengths.min()) < 0 or int(lengths.sum()) != n:
+    if not _lengths_add_up(lengths, n):
         return None
     if weights is not None:
         if weights.dim() != 1 or weights.size(0) != n:
             return None
         weights = weights.to(torch.float32).contiguous()
-    offsets = F.pad(torch.cumsum(lengths, 0, dtype=indices.dtype), [1, 0])
+    offsets = lengths_to_offsets(lengths, indices.dtype)
     try:
         if bits == 8:
             return torch.ops.quantized.embedding_bag_byte_rowwise_offsets(
@@ -192,7 +184,7 @@ def sparse_lengths_reduce(
     if not torch.jit.is_scripting():
         if not torch.compiler.is_compiling() and not half:
             w = weights.to(table.dtype) if weights is not None else None
-            fast = _eager_lookup("float", table, indices, lengths, data.size(0), w, None)
+            fast = _eager_float_lookup(table, indices, lengths, w)
     if fast is not None:
         out = fast
         if mean:
