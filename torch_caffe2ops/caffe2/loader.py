@@ -101,13 +101,11 @@ class _Converter:
         ctx: ConversionContext,
         role: str,
         lookup: Callable[[str], Optional[torch.fx.Node]],
-        strict: bool = False,
     ):
         self.ctx = ctx
         self.role = role
         self.env: dict[str, torch.fx.Node] = {}
         self._lookup = lookup
-        self.strict = strict
         # (operator type, argument) -> how many operators carried it; Caffe2 did not read them.
         self.ignored: collections.Counter = collections.Counter()
 
@@ -127,8 +125,6 @@ class _Converter:
         return node
 
     def run(self, net: Any) -> None:
-        if self.strict:
-            check_strict(net, self.role)
         for index, op in enumerate(net.op):
             self.convert(index, op)
 

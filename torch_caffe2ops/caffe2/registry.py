@@ -25,7 +25,7 @@ from google.protobuf import text_format
 
 from .dtypes import torch_dtype
 from .proto import DATA_TYPES
-from .errors import InvalidArgumentError, UnknownArgumentError
+from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch.fx
@@ -341,13 +341,10 @@ class DecodedArgs:
     unread: dict[str, str]
 
 
-def decode_args(converter: Converter, op: Any, where: str, strict: bool = False) -> DecodedArgs:
+def decode_args(converter: Converter, op: Any, where: str) -> DecodedArgs:
     """Typed arguments of ``op`` (Caffe2's defaults filled in), the names it sets, and the
-    arguments the operator does not read.
-
-    With ``strict`` an unread argument is an :class:`UnknownArgumentError` that lists every one
-    of them; without it they are returned in ``unread`` (Caffe2 ignored them).
-    """
+    arguments the operator does not read (Caffe2 ignored them; ``load_net(strict=True)`` turns
+    them into one error for the whole net)."""
     values = {name: spec.default for name, spec in converter.args.items()}
     given = set()
     unread: dict[str, str] = {}
@@ -360,13 +357,4 @@ def decode_args(converter: Converter, op: Any, where: str, strict: bool = False)
             continue
         values[arg.name] = decode_arg(where, spec, arg)
         given.add(arg.name)
-    if strict and unread:
-        listing = ", ".join(f"{name!r} = {text}" for name, text in unread.items())
-        known = ", ".join(sorted(converter.args)) or "none"
-        raise UnknownArgumentError(
-            f"{where}: {len(unread)} argument(s) that Caffe2's {op.type} does not read: {listing}; "
-            f"the {op.type} converter reads: {known}. Without strict=True they are ignored, as Caffe2 "
-            f"did; register a replacement converter (register_converter({op.type!r}, ..., replace=True)) "
-            "if one of them matters."
-        )
     return DecodedArgs(values, frozenset(given), unread)
