@@ -173,15 +173,11 @@ def _count(lo: int, hi: Optional[int]) -> str:
 def trainable_init_blobs(predict: Any, init_blobs: dict[str, torch.Tensor]) -> set[str]:
     """Floating init blobs that some operator reads at a differentiable input position (or that
     the net returns as is). The others are loaded as buffers."""
+    # Only the reads before an operator overwrites the name see the init blob.
     trainable: set[str] = set(predict.external_output)
-    written: set[str] = set()
-    for op in predict.op:
-        converter = get_converter(op.type)
-        for position, blob in enumerate(op.input):
-            # Only the value before any operator overwrites the name is the init blob.
-            if blob not in written and not (converter and converter.is_constant_input(position)):
-                trainable.add(blob)
-        written.update(op.output)
+    for blob, reads in _first_reads(predict).items():
+        if any(c is None or not c.is_constant_input(position) for c, position in reads):
+            trainable.add(blob)
     return {
         b for b in trainable
         if b in init_blobs and isinstance(init_blobs[b], torch.Tensor) and init_blobs[b].is_floating_point()
