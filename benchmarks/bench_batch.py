@@ -6,19 +6,23 @@ import torch
 import torch.nn.functional as F
 
 from common import fwd_bwd, parse_args, run
+from torch_caffe2ops import ops
 
 C2 = torch.ops.caffe2ops
 F32 = 4
 
 
 def permutation(size, device):
-    N, K = (1024, 64) if size == "small" else (65536, 256)
+    N, K = (1024, 64) if size == "small" else (65536, 64)
     X = torch.randn(N, K, device=device)
     idx = torch.randperm(N, device=device).int()
     il = idx.long()
     Xg = X.clone().requires_grad_(True)
-    yield ("batch_permutation", lambda: C2.batch_permutation(X, idx), lambda: X.index_select(0, il),
+    yield (f"batch_permutation ({N},{K})", lambda: C2.batch_permutation(X, idx), lambda: X.index_select(0, il),
            2 * X.numel() * F32, "X.index_select(0, idx)")
+    dY = torch.randn(N, K, device=device)
+    yield (f"batch_permutation_gradient ({N},{K})", lambda: C2.batch_permutation_gradient(idx, dY),
+           lambda: torch.zeros_like(dY).index_add_(0, il, dY), 3 * X.numel() * F32, "zeros + index_add_(0, idx, dY)")
     yield ("batch_permutation fwd+bwd", fwd_bwd(lambda x: C2.batch_permutation(x, idx), Xg),
            fwd_bwd(lambda x: x.index_select(0, il), Xg), 4 * X.numel() * F32, "index_select + autograd")
     n1 = N * K  # 1-D X: one element per row, the gradient is split by destination row
@@ -30,19 +34,37 @@ def permutation(size, device):
 
 
 def gather(size, device):
-    B, M, T, L = (32, 100, 16, 50) if size == "small" else (256, 1000, 64, 500)
+    # Inner blocks of 1, 4, 16 and 64 elements: a few dense features per row (the ranking
+    # case) up to whole embedding rows. Bytes: the output written plus the same amount read.
+    shapes = ([(64, 512, 1, 128), (32, 512, 4, 128), (16, 512, 16, 128), (32, 100, 64, 50)] if size == "small" else
+              [(4096, 4096, 1, 1024), (1024, 4096, 4, 1024), (256, 4096, 16, 1024), (256, 1000, 64, 500)])
+    for B, M, T, L in shapes:
+        data = torch.randn(B, M, T, device=device)
+        idx = torch.randint(0, M, (L,), device=device)
+        out_bytes = B * L * T * F32
+        yield (f"batch_gather ({B},{M},{T})[{L}]", lambda: C2.batch_gather(data, idx),
+               lambda: data.index_select(1, idx), 2 * out_bytes, "data.index_select(1, idx)")
+        if T == 1:
+            i32 = idx.int()
+            yield (f"batch_gather ({B},{M},{T})[{L}] int32", lambda: C2.batch_gather(data, i32),
+                   lambda: data.index_select(1, i32), 2 * out_bytes, "data.index_select(1, idx int32)")
+        grad = torch.randn(B, L, T, device=device)
+        yield (f"batch_gather_gradient ({B},{M},{T})[{L}]", lambda: C2.batch_gather_gradient(data, idx, grad),
+               lambda: torch.zeros_like(data).index_add_(1, idx, grad), 2 * out_bytes + data.numel() * F32,
+               "zeros + index_add_(1, idx, grad)")
+    B, M, T, L = shapes[-1]
     data = torch.randn(B, M, T, device=device)
     idx = torch.randint(0, M, (L,), device=device)
     out_bytes = B * L * T * F32
     dg = data.clone().requires_grad_(True)
-    yield ("batch_gather", lambda: C2.batch_gather(data, idx), lambda: data.index_select(1, idx),
-           2 * out_bytes, "data.index_select(1, idx)")
     yield ("batch_gather fwd+bwd", fwd_bwd(lambda d: C2.batch_gather(d, idx), dg),
            fwd_bwd(lambda d: d.index_select(1, idx), dg), 4 * out_bytes + data.numel() * F32, "index_select + autograd")
-    idx2 = torch.randint(0, M, (B, L), device=device)
-    gidx = idx2.unsqueeze(-1).expand(B, L, T)
-    yield ("batch_gather match_outer", lambda: C2.batch_gather(data, idx2, True), lambda: torch.gather(data, 1, gidx),
-           2 * out_bytes, "torch.gather(data, 1, idx[..., None].expand)")
+    for B, M, T, L in shapes[::3]:
+        data = torch.randn(B, M, T, device=device)
+        idx2 = torch.randint(0, M, (B, L), device=device)
+        gidx = idx2.unsqueeze(-1).expand(B, L, T)
+        yield (f"batch_gather match_outer ({B},{M},{T})[{L}]", lambda: C2.batch_gather(data, idx2, True),
+               lambda: torch.gather(data, 1, gidx), 2 * B * L * T * F32, "torch.gather(data, 1, idx[..., None].expand)")
 
 
 def sparse_dense(size, device):
@@ -169,9 +191,21 @@ def ccbmmbg(size, device):
            "cat + bmm + gather + autograd")
 
 
+def calls(device):
+    """Small calls: (label, wrapper, torch.ops, nearest ATen call, its name)."""
+    data = torch.randn(8, 16, 4, device=device)
+    idx = torch.tensor([3, 0, 7, 7], device=device)
+    yield ("batch_gather (8,16,4)[4]", lambda: ops.batch_gather(data, idx), lambda: C2.batch_gather(data, idx),
+           lambda: data.index_select(1, idx), "data.index_select(1, idx)")
+    X = torch.randn(16, 8, device=device)
+    perm = torch.randperm(16, device=device)
+    yield ("batch_permutation (16,8)", lambda: ops.batch_permutation(X, perm), lambda: C2.batch_permutation(X, perm),
+           lambda: X.index_select(0, perm), "X.index_select(0, idx)")
+
+
 SCENARIOS = {"permutation": permutation, "gather": gather, "sparse_dense": sparse_dense, "mat_mul": mat_mul,
              "moments": moments, "box_cox": box_cox, "bucketize": bucketize, "bucket_one_hot": bucket_one_hot,
              "ccbmmbg": ccbmmbg}
 
 if __name__ == "__main__":
-    run("batch family", SCENARIOS, parse_args(__doc__, SCENARIOS))
+    run("batch family", SCENARIOS, parse_args(__doc__, SCENARIOS), calls)

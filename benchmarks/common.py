@@ -17,16 +17,6 @@ sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # 
 import torch_caffe2ops  # noqa: E402,F401
 
 
-def parse_args(description, scenarios):
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("--size", choices=["small", "large", "both"], default="both")
-    p.add_argument("--only", choices=sorted(scenarios), nargs="*", help="run only these scenarios")
-    p.add_argument("--repeat", type=int, default=15, help="timed runs per measurement (median reported)")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--markdown", help="also write the table to this file")
-    return p.parse_args()
-
-
 def _sync(device):
     if device == "cuda":
         torch.cuda.synchronize()
@@ -62,35 +52,109 @@ def copy_gbs(nbytes, repeat, device="cpu"):
     return 2 * n * 4 / t / 1e9
 
 
-class Table:
-    def __init__(self, title):
-        self.title = title
-        self.rows = []
+THREAD_COUNTS = {"1": lambda: [1], "all": lambda: [ALL_THREADS], "both": lambda: sorted({1, ALL_THREADS})}
+ALL_THREADS = torch.get_num_threads()
 
-    def add(self, name, size, ours, native, nbytes, copy, native_name):
-        ratio = native / ours
-        row = (name, size, f"{ours * 1e3:.3f}", f"{native * 1e3:.3f}", f"{ratio:.2f}x",
-               f"{nbytes / ours / 1e9:.2f}", f"{copy:.2f}", native_name)
+
+def parse_args(description, scenarios):
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--size", choices=["small", "large", "both"], default="both")
+    p.add_argument("--only", choices=sorted(scenarios), nargs="*", help="run only these scenarios")
+    p.add_argument("--repeat", type=int, default=15, help="timed runs per measurement (median reported)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--threads", choices=sorted(THREAD_COUNTS), default="both",
+                   help="time every row with one thread, with all threads, or both (default)")
+    p.add_argument("--no-calls", action="store_true", help="skip the small-call (per-call overhead) table")
+    p.add_argument("--markdown", help="also write the tables to this file")
+    return p.parse_args()
+
+
+class Table:
+    """One row per case; for each thread count: ours, native, native/ours, our GB/s and copy_'s."""
+
+    def __init__(self, title, threads):
+        self.title = title
+        self.threads = threads
+        self.rows = []
+        self.cols = ["op", "size"]
+        for t in threads:
+            self.cols += [f"ours ms {t}t", f"native ms {t}t", f"native/ours {t}t", f"ours GB/s {t}t",
+                          f"copy_ GB/s {t}t"]
+        self.cols.append("native composition")
+
+    def header(self):
+        print(f"\n## {self.title}\n", flush=True)
+        print(" | ".join(self.cols), flush=True)
+
+    def add(self, name, size, per_thread, nbytes, native_name):
+        row = [name, size]
+        for ours, native, copy in per_thread:
+            row += [f"{ours * 1e3:.3f}", f"{native * 1e3:.3f}", f"{native / ours:.2f}x", f"{nbytes / ours / 1e9:.2f}",
+                    f"{copy:.2f}"]
+        row.append(native_name)
         self.rows.append(row)
         print(" | ".join(row), flush=True)
 
-    def header(self):
-        cols = ("op", "size", "ours ms", "native ms", "native/ours", "ours GB/s", "copy_ GB/s", "native composition")
-        print(f"\n## {self.title}\n", flush=True)
-        print(" | ".join(cols), flush=True)
-        return cols
-
-    def markdown(self, cols):
-        lines = [f"## {self.title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    def markdown(self):
+        lines = [f"## {self.title}", "", "| " + " | ".join(self.cols) + " |", "|" + "---|" * len(self.cols)]
         lines += ["| " + " | ".join(r) + " |" for r in self.rows]
         return "\n".join(lines) + "\n"
 
 
-def run(title, scenarios, args):
+def _time_pair(ours_fn, native_fn, nbytes, args):
+    # Interleave ours and native so drift on a noisy machine hits both alike.
+    ours, native = [], []
+    for _ in range(3):
+        ours.append(median_time(ours_fn, max(3, args.repeat // 3), args.device))
+        native.append(median_time(native_fn, max(3, args.repeat // 3), args.device))
+    return statistics.median(ours), statistics.median(native), copy_gbs(nbytes, args.repeat, args.device)
+
+
+def call_time(fn, number=200, rounds=15):
+    """Median seconds per call of fn() over `rounds` loops of `number` calls (small calls)."""
+    fn()
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - t0) / number)
+    return statistics.median(times)
+
+
+def run_calls(title, calls, args):
+    """The per-call table: each small call through the wrapper (torch_caffe2ops.ops), through
+    torch.ops.caffe2ops, and the nearest ATen call doing the same work, in microseconds."""
+    cols = ["call", "threads", "ops wrapper us", "torch.ops us", "ATen us", "wrapper - torch.ops us",
+            "torch.ops - ATen us", "ATen call"]
+    rows = []
+    print(f"\n## {title}\n", flush=True)
+    print(" | ".join(cols), flush=True)
+    for threads in THREAD_COUNTS[args.threads]():
+        torch.set_num_threads(threads)
+        for label, wrapper_fn, raw_fn, aten_fn, aten_name in calls(args.device):
+            w, r, a = [], [], []
+            for _ in range(5):  # interleaved rounds
+                w.append(call_time(wrapper_fn, rounds=3))
+                r.append(call_time(raw_fn, rounds=3))
+                a.append(call_time(aten_fn, rounds=3))
+            w, r, a = (statistics.median(v) * 1e6 for v in (w, r, a))
+            row = [label, str(threads), f"{w:.2f}", f"{r:.2f}", f"{a:.2f}", f"{w - r:+.2f}", f"{r - a:+.2f}", aten_name]
+            rows.append(row)
+            print(" | ".join(row), flush=True)
+    torch.set_num_threads(ALL_THREADS)
+    lines = [f"## {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def run(title, scenarios, args, calls=None):
+    """Times every scenario's rows at each thread count of --threads (same process: the thread
+    count changes with torch.set_num_threads), then the family's small-call table."""
     torch.manual_seed(0)
     torch.randn(1 << 20).sum()  # start the thread pool before the first timed row
-    table = Table(f"{title} ({args.device}, {torch.get_num_threads()} threads, torch {torch.__version__})")
-    cols = table.header()
+    threads = THREAD_COUNTS[args.threads]()
+    table = Table(f"{title} ({args.device}, threads {'/'.join(map(str, threads))}, torch {torch.__version__})", threads)
+    table.header()
     sizes = ["small", "large"] if args.size == "both" else [args.size]
     for name in sorted(scenarios):
         if args.only and name not in args.only:
@@ -98,16 +162,18 @@ def run(title, scenarios, args):
         for size in sizes:
             for row in scenarios[name](size, args.device):
                 label, ours_fn, native_fn, nbytes, native_name = row
-                # Interleave ours and native so drift on a noisy machine hits both alike.
-                ours, native = [], []
-                for _ in range(3):
-                    ours.append(median_time(ours_fn, max(3, args.repeat // 3), args.device))
-                    native.append(median_time(native_fn, max(3, args.repeat // 3), args.device))
-                copy = copy_gbs(nbytes, args.repeat, args.device)
-                table.add(label, size, statistics.median(ours), statistics.median(native), nbytes, copy, native_name)
+                per_thread = []
+                for t in threads:
+                    torch.set_num_threads(t)
+                    per_thread.append(_time_pair(ours_fn, native_fn, nbytes, args))
+                torch.set_num_threads(ALL_THREADS)
+                table.add(label, size, per_thread, nbytes, native_name)
+    text = table.markdown()
+    if calls is not None and not args.no_calls and not args.only:
+        text += "\n" + run_calls(f"{title}: per-call overhead, small inputs ({args.device})", calls, args)
     if args.markdown:
         with open(args.markdown, "a") as f:
-            f.write(table.markdown(cols) + "\n")
+            f.write(text + "\n")
     return table
 
 

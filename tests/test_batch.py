@@ -297,6 +297,35 @@ def test_batch_gather_any_dtype(dtype):
     assert torch.equal(C2.batch_gather(noncontiguous(data), idx), data[:, idx])
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_batch_gather_block_sizes_and_regimes(threads):
+    # Every block width the CPU gather specialises (1 to 256 bytes) and one it does not, with
+    # few indices per slab (blocks prefetched one by one) and many (the next slab streamed),
+    # over enough positions that the work is split between threads mid-row.
+    r = rng(21)
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for dtype, block in [(torch.uint8, 1), (torch.float16, 1), (torch.float32, 1), (torch.float64, 1),
+                             (torch.float32, 3), (torch.float32, 4), (torch.float64, 3), (torch.float32, 8),
+                             (torch.float32, 12), (torch.float32, 16), (torch.float64, 16), (torch.float64, 32),
+                             (torch.float32, 5), (torch.float32, 100)]:
+            for B, M, L in [(300, 64, 200), (40, 500, 30), (1, 700, 900)]:
+                data = torch.from_numpy(r.standard_normal((B, M, block))).to(dtype)
+                idx = torch.from_numpy(r.integers(0, M, size=L))
+                for itype in (torch.int32, torch.int64):
+                    assert torch.equal(C2.batch_gather(data, idx.to(itype)), data[:, idx])
+                idx2 = torch.from_numpy(r.integers(0, M, size=(B, L)))
+                expected = torch.gather(data, 1, idx2.unsqueeze(-1).expand(B, L, block))
+                assert torch.equal(C2.batch_gather(data, idx2, match_outer=True), expected)
+                if dtype.is_floating_point and dtype != torch.float16:
+                    grad = torch.from_numpy(r.standard_normal((B, L, block))).to(dtype)
+                    expected = torch.zeros_like(data).index_add_(1, idx, grad)
+                    assert_close(C2.batch_gather_gradient(data, idx, grad), expected, rtol=1e-5, atol=1e-5)
+    finally:
+        torch.set_num_threads(old)
+
+
 def test_batch_gather_special_shapes():
     data = torch.randn(3, 0, 2)
     out = C2.batch_gather(data, torch.tensor([[5, 7]]))  # M == 0: DATA's shape, no index read
