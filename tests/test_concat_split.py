@@ -90,6 +90,27 @@ def test_concat_random(seed, name):
         assert_np(got, exp)
 
 
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_concat_split_many_short_pieces(threads):
+    # Many rows of short pieces (1 byte to a few KiB, and one over the 256 KiB chunk), enough
+    # (row, piece) items that the threads' shares start and end mid-row and mid-tile.
+    r = np.random.default_rng(5)
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for dtype, rows, widths in [(torch.uint8, 3001, [1, 3, 64, 7, 300]),
+                                    (torch.float32, 517, [64] + [16] * 20),
+                                    (torch.float64, 40, [1, 2, 3, 5, 700, 9]),
+                                    (torch.float32, 3, [70000, 5, 1])]:
+            xs = [torch.from_numpy(r.integers(0, 100, size=(rows, w))).to(dtype) for w in widths]
+            out, _ = C2.concat(xs, 1)
+            assert torch.equal(out, torch.cat(xs, 1))
+            pieces = C2.split(out, split=widths, axis=1)
+            assert all(torch.equal(a, b) for a, b in zip(pieces, xs))
+    finally:
+        torch.set_num_threads(old)
+
 @pytest.mark.parametrize("seed", range(8))
 def test_concat_add_axis_random(seed):
     r = rng(seed)

@@ -94,6 +94,55 @@ def test_same_seed_same_mask_any_thread_count():
     assert torch.equal(a, masks[0]) and not torch.equal(a, b)
 
 
+
+# An independent NumPy statement of the CPU mask, pinned bit for bit: the key is the next 64
+# bits of the CPU generator (two MT19937 words, the first one high); element e of block b
+# (2048 elements) takes the 16-bit half e // 1024 of word e % 1024 of the Philox4x32-10 calls
+# b * 256 ... b * 256 + 255 (words stored word-major), and is kept when that half exceeds the
+# threshold t = ceil(ratio * 2^32)'s high half; on a tie, the low 16 bits of word 0 of call
+# 2^63 + e decide (kept when >= t's low half).
+def _philox(counters, k0, k1):
+    m32 = np.uint64(0xFFFFFFFF)
+    c0, c1 = counters & m32, counters >> np.uint64(32)
+    c2, c3 = np.zeros_like(c0), np.zeros_like(c0)
+    k0, k1 = np.uint64(k0), np.uint64(k1)
+    for _ in range(10):
+        p0, p1 = np.uint64(0xD2511F53) * c0, np.uint64(0xCD9E8D57) * c2
+        c0, c2, c1, c3 = (p1 >> np.uint64(32)) ^ c1 ^ k0, (p0 >> np.uint64(32)) ^ c3 ^ k1, p1 & m32, p0 & m32
+        k0, k1 = (k0 + np.uint64(0x9E3779B9)) & m32, (k1 + np.uint64(0xBB67AE85)) & m32
+    return c0, c1, c2, c3
+
+
+def _reference_mask(n, ratio, seed):
+    hi, lo = (int(v) for v in np.random.RandomState(seed).randint(0, 2**32, size=2, dtype=np.uint64))
+    k0, k1 = lo, hi
+    t = math.ceil(ratio * 2.0**32)
+    keep = []
+    for b in range((n + 2047) // 2048):
+        words = np.concatenate(_philox(np.arange(b * 256, (b + 1) * 256, dtype=np.uint64), k0, k1))
+        high = np.concatenate([words & np.uint64(0xFFFF), words >> np.uint64(16)]).astype(np.int64)
+        block = high > (t >> 16)
+        for i in np.nonzero(high == (t >> 16))[0]:
+            word = _philox(np.array([(1 << 63) | (b * 2048 + int(i))], dtype=np.uint64), k0, k1)[0][0]
+            block[i] = (int(word) & 0xFFFF) >= (t & 0xFFFF)
+        keep.append(block)
+    return np.concatenate(keep)[:n]
+
+
+@pytest.mark.parametrize("seed, n, ratio", [(0, 5000, 0.5), (7, 70001, 0.3), (123, 3, 0.9), (5, 2048, 0.0)])
+def test_cpu_mask_matches_numpy_philox_reference(seed, n, ratio):
+    expected = _reference_mask(n, ratio, seed)
+    old = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            torch.manual_seed(seed)
+            y, mask = C2.dropout(torch.ones(n), ratio)
+            assert np.array_equal(mask.numpy(), expected)
+    finally:
+        torch.set_num_threads(old)
+
+
 def test_generator_argument(device):
     X = torch.randn(5000)
     gen = lambda seed: torch.Generator(device).manual_seed(seed)

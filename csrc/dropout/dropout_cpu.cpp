@@ -25,6 +25,7 @@
 #include "common/checks.h"
 #include "common/parallel.h"
 #include "common/philox.h"
+#include "common/philox_simd.h"
 #include "common/register.h"
 #include "common/simd.h"
 #include "dropout/dropout_shapes.h"
@@ -36,23 +37,12 @@ constexpr int64_t kBlock = 2048;           // elements per block of the stream
 constexpr int64_t kCalls = kBlock / 8;     // Philox calls per block (4 words = 8 halves each)
 constexpr uint64_t kTieStream = 1ull << 63;  // counter space of the low-half stream
 
-// High 16 bits of u for the elements of block `block`. Words are laid out word-major
-// (words[j * kCalls + c] is word j of call c) so the loop over calls vectorises.
-C2_SIMD_CLONES void block_high_halves(PhiloxKey key, int64_t block, uint16_t* high) {
-  uint32_t words[kBlock / 2];
-  const uint64_t c0 = static_cast<uint64_t>(block) * kCalls;
-  for (int64_t c = 0; c < kCalls; ++c) {
-    uint32_t w[4];
-    philox4x32_10(c0 + c, key, w);
-    words[c] = w[0];
-    words[kCalls + c] = w[1];
-    words[2 * kCalls + c] = w[2];
-    words[3 * kCalls + c] = w[3];
-  }
-  for (int64_t e = 0; e < kBlock / 2; ++e) {
-    high[e] = static_cast<uint16_t>(words[e]);
-    high[kBlock / 2 + e] = static_cast<uint16_t>(words[e] >> 16);
-  }
+// The high 16 bits of u for element e of a block are half e / (kBlock / 2) of word
+// e % (kBlock / 2): the low half of words[e] for the first half of the block, the high half
+// for the second. Words are laid out word-major (words[j * kCalls + c] is word j of call c).
+C2_ALWAYS_INLINE uint32_t high_half(const uint32_t* words, int64_t e) {
+  constexpr int64_t kHalf = kBlock / 2;
+  return e < kHalf ? (words[e] & 0xffffu) : (words[e - kHalf] >> 16);
 }
 
 struct Threshold {
@@ -73,12 +63,12 @@ bool keep_on_tie(PhiloxKey key, int64_t index, const Threshold& t) {
 
 // A kept element is X * scale (one rounding, as Caffe2 and torch.native_dropout); a dropped
 // one is X * 0, so a dropped NaN or inf still gives NaN, as in Caffe2 and torch.
-template <typename scalar_t, typename acc_t>
-C2_ALWAYS_INLINE bool apply_mask_loop(const scalar_t* x, const uint16_t* high, uint32_t t_high,
+template <int kShift, typename scalar_t, typename acc_t>
+C2_ALWAYS_INLINE bool apply_mask_loop(const scalar_t* x, const uint32_t* words, uint32_t t_high,
                                       acc_t scale, scalar_t* y, bool* mask, int64_t n) {
   uint32_t ties = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const uint32_t h = high[i];
+    const uint32_t h = (words[i] >> kShift) & 0xffffu;
     const acc_t v = static_cast<acc_t>(x[i]);
     ties |= static_cast<uint32_t>(h == t_high);
     mask[i] = h > t_high;
@@ -87,11 +77,19 @@ C2_ALWAYS_INLINE bool apply_mask_loop(const scalar_t* x, const uint16_t* high, u
   return ties != 0;
 }
 
-// Returns whether any element tied with the threshold (and was provisionally dropped).
+// One block of up to kBlock elements: the first half takes the words' low halves, the second
+// their high halves. Returns whether any element tied with the threshold (and was
+// provisionally dropped).
 template <typename scalar_t>
-bool apply_mask(const scalar_t* x, const uint16_t* high, uint32_t t_high, at::opmath_type<scalar_t> scale,
+bool apply_mask(const scalar_t* x, const uint32_t* words, uint32_t t_high, at::opmath_type<scalar_t> scale,
                 scalar_t* y, bool* mask, int64_t n) {
-  return simd_loop<std::is_same_v<scalar_t, float>>([&]() C2_INLINE_LAMBDA { return apply_mask_loop(x, high, t_high, scale, y, mask, n); });
+  constexpr int64_t kHalf = kBlock / 2;
+  return simd_loop<std::is_same_v<scalar_t, float>>([&]() C2_INLINE_LAMBDA {
+    const int64_t first = std::min(n, kHalf);
+    bool ties = apply_mask_loop<0>(x, words, t_high, scale, y, mask, first);
+    if (n > kHalf) ties |= apply_mask_loop<16>(x + kHalf, words, t_high, scale, y + kHalf, mask + kHalf, n - kHalf);
+    return ties;
+  });
 }
 
 // dX = (dY * mask) * scale in the order native_dropout_backward uses, so the two agree bit for
@@ -141,13 +139,13 @@ std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio
     // A block reads X and writes Y and the mask; the Philox draws make it compute-bound, so
     // the byte count is a lower bound and blocks split finely.
     at::parallel_for(0, blocks, grain_for(kBlock * (2 * sizeof(scalar_t) + 1)), [&](int64_t b0, int64_t b1) {
-      uint16_t high[kBlock];
+      uint32_t words[kBlock / 2];
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t first = b * kBlock, len = std::min(kBlock, n - first);
-        block_high_halves(key, b, high);
-        if (!apply_mask(xp + first, high, threshold.high, scale, yp + first, mp + first, len)) continue;
+        philox_words(static_cast<uint64_t>(b) * kCalls, key, kCalls, words, kCalls);
+        if (!apply_mask(xp + first, words, threshold.high, scale, yp + first, mp + first, len)) continue;
         for (int64_t i = 0; i < len; ++i) {
-          if (high[i] == threshold.high && keep_on_tie(key, first + i, threshold)) {
+          if (high_half(words, i) == threshold.high && keep_on_tie(key, first + i, threshold)) {
             mp[first + i] = true;
             yp[first + i] = static_cast<scalar_t>(static_cast<acc_t>(xp[first + i]) * scale);
           }
