@@ -11,6 +11,7 @@ themselves, let malloc reuse memory:
 import torch
 
 from common import fwd_bwd, parse_args, run
+from torch_caffe2ops import ops
 
 C2 = torch.ops.caffe2ops
 
@@ -59,7 +60,38 @@ def split(size, device):
            "torch.split + clone + autograd")
 
 
-SCENARIOS = {"concat": concat, "split": split}
+def many_small(size, device):
+    # A ranking model's feature concat: one (B, 64) block and 20 (B, 16) blocks on axis 1, and
+    # 2 to 64 inputs of 1 to 64 columns; batch 1 to 4096. The split rows undo each concat.
+    batches = (1, 64) if size == "small" else (512, 4096)
+    layouts = [("ranking 64+20x16", [64] + [16] * 20), ("2 x 1 col", [1, 1]), ("8 x 8 cols", [8] * 8),
+               ("64 x 1..64 cols", [1 + (7 * i) % 64 for i in range(64)])]
+    for B in batches:
+        for name, widths in layouts:
+            xs = [torch.randn(B, w, device=device) for w in widths]
+            nbytes = 2 * B * sum(widths) * 4
+            yield (f"concat {name}, B={B}", lambda: C2.concat(xs, axis=1), lambda: torch.cat(xs, 1), nbytes,
+                   "torch.cat(xs, 1)")
+            x = torch.cat(xs, 1)
+            yield (f"split {name}, B={B}", lambda: C2.split(x, split=widths, axis=1),
+                   lambda: [p.clone() for p in torch.split(x, widths, 1)], nbytes,
+                   "[p.clone() for p in torch.split(x, sizes, 1)]")
+
+
+def calls(device):
+    """Small calls: (label, wrapper, torch.ops, nearest ATen call, its name)."""
+    a, b = torch.randn(64, 32, device=device), torch.randn(64, 32, device=device)
+    yield ("concat 2 x (64,32)", lambda: ops.concat([a, b], 1), lambda: C2.concat([a, b], 1),
+           lambda: torch.cat([a, b], 1), "torch.cat")
+    xs = [torch.randn(1, 64, device=device)] + [torch.randn(1, 16, device=device) for _ in range(20)]
+    yield ("concat ranking 64+20x16, B=1", lambda: ops.concat(xs, 1), lambda: C2.concat(xs, 1),
+           lambda: torch.cat(xs, 1), "torch.cat")
+    x = torch.randn(64, 64, device=device)
+    yield ("split (64,64) in 2", lambda: ops.split(x, split=[32, 32], axis=1), lambda: C2.split(x, split=[32, 32], axis=1),
+           lambda: [p.clone() for p in torch.split(x, 32, 1)], "torch.split + clone")
+
+
+SCENARIOS = {"concat": concat, "split": split, "many_small": many_small}
 
 if __name__ == "__main__":
-    run("concat/split family", SCENARIOS, parse_args(__doc__, SCENARIOS))
+    run("concat/split family", SCENARIOS, parse_args(__doc__, SCENARIOS), calls)

@@ -9,6 +9,7 @@ THP_MEM_ALLOC_ENABLE=1 (huge pages for large CPU allocations) removes most of th
 import torch
 
 from common import fwd_bwd, parse_args, run
+from torch_caffe2ops import ops
 
 C2 = torch.ops.caffe2ops
 
@@ -39,7 +40,27 @@ def with_mask(size, device):
     yield from dropout(size, device)
 
 
-SCENARIOS = {"dropout": with_mask}
+def floor(size, device):
+    # The floor: what any dropout must at least do, a fresh output written from X and a fresh
+    # bool mask written (no random numbers).
+    n = (1 << 16) if size == "small" else (1 << 22)
+    x = torch.randn(n, device=device)
+
+    def fresh_output_and_mask():
+        y = torch.empty_like(x).copy_(x)
+        return y, torch.empty(n, dtype=torch.bool, device=device).fill_(True)
+    yield (f"dropout train {n} vs the floor", lambda: C2.dropout(x, 0.5), fresh_output_and_mask, n * 9,
+           "empty_like(x).copy_(x) + empty(bool).fill_ (native/ours = our share of the floor)")
+
+
+def calls(device):
+    """Small calls: (label, wrapper, torch.ops, nearest ATen call, its name)."""
+    x = torch.randn(64, device=device)
+    yield ("dropout (64,)", lambda: ops.dropout(x, 0.5), lambda: C2.dropout(x, 0.5),
+           lambda: torch.native_dropout(x, 0.5, True), "torch.native_dropout")
+
+
+SCENARIOS = {"dropout": with_mask, "floor": floor}
 
 if __name__ == "__main__":
-    run("dropout", SCENARIOS, parse_args(__doc__, SCENARIOS))
+    run("dropout", SCENARIOS, parse_args(__doc__, SCENARIOS), calls)

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from common import fwd_bwd, parse_args, run
+from torch_caffe2ops import ops
 
 C2 = torch.ops.caffe2ops
 
@@ -27,7 +28,17 @@ def margin_rank(size, device):
            fwd_bwd(compiled, a, b), n * 40, "torch.compile(F.margin_ranking_loss) + autograd")
 
 
+def calls(device):
+    """Small calls: (label, wrapper, torch.ops, nearest ATen call, its name)."""
+    x1, x2 = torch.randn(64, device=device), torch.randn(64, device=device)
+    y = (torch.randint(0, 2, (64,), device=device) * 2 - 1).int()
+    yf = y.float()
+    yield ("margin_ranking_criterion (64,)", lambda: ops.margin_ranking_criterion(x1, x2, y, 0.1),
+           lambda: C2.margin_ranking_criterion(x1, x2, y, 0.1),
+           lambda: F.margin_ranking_loss(x1, x2, yf, margin=0.1, reduction="none"), "F.margin_ranking_loss")
+
+
 SCENARIOS = {"margin_rank": margin_rank}
 
 if __name__ == "__main__":
-    run("margin rank", SCENARIOS, parse_args(__doc__, SCENARIOS))
+    run("margin rank", SCENARIOS, parse_args(__doc__, SCENARIOS), calls)

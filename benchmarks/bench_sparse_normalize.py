@@ -10,6 +10,7 @@ listed row) is the same, and the first-call rescaling is a few percent of it.
 import torch
 
 from common import parse_args, run
+from torch_caffe2ops import ops
 
 C2 = torch.ops.caffe2ops
 
@@ -28,8 +29,18 @@ def sparse_normalize(size, device):
            "clone + embedding_renorm_")
 
 
+def calls(device):
+    """Small calls: (label, wrapper, torch.ops, nearest ATen call, its name)."""
+    table = torch.randn(100, 16, device=device)
+    indices = torch.tensor([3, 7, 7, 50], device=device)
+    w, r, a = table.clone(), table.clone(), table.clone()
+    yield ("sparse_normalize_ (100,16)[4]", lambda: ops.sparse_normalize_(w, indices, None, True, 1.0),
+           lambda: C2.sparse_normalize_(r, indices, None, True, 1.0),
+           lambda: torch.embedding_renorm_(a, indices, 1.0, 2.0), "torch.embedding_renorm_")
+
+
 SCENARIOS = {"sparse_normalize": sparse_normalize}
 
 if __name__ == "__main__":
     with torch.no_grad():
-        run("sparse normalize", SCENARIOS, parse_args(__doc__, SCENARIOS))
+        run("sparse normalize", SCENARIOS, parse_args(__doc__, SCENARIOS), calls)

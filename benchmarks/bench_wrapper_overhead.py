@@ -31,7 +31,7 @@ class _Stub:
 
 def _stub_wrapper(inputs, axis=None, order=None, add_axis=False):
     if not torch.jit.is_scripting():
-        return _call.call(_STUB, inputs, axis, order, add_axis)
+        return _call.call(_STUB, inputs, axis, order, add_axis)  # the generic entry: a lookup more than ops.concat
     return _STUB(inputs, axis, order, add_axis)
 
 

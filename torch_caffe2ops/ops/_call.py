@@ -1,10 +1,11 @@
-"""How every wrapper calls its op in eager mode: :func:`call`.
+"""How every wrapper calls its op in eager mode: ``calls.<op>(*args)`` (:func:`call` for any packet).
 
 The registered schema (``torch.ops.caffe2ops.<op>.default._schema``) is the one statement of an
 op's argument types. The wrappers do not restate it: they call the op at once, and only when
 the dispatcher refuses an argument does :func:`check_arguments` read the schema and raise a
 :class:`TypeError` that names the wrapper and the argument. The success path therefore costs
-one Python call and one C call (``_are_functorch_transforms_active``) over the raw op.
+one generated Python function (a few type tests, one C call to
+``_are_functorch_transforms_active``) over the raw op, whose Python frame it saves.
 
 Under a ``torch.func`` transform that differentiates, the call goes to the op's
 ``autograd.Function`` instead (:mod:`torch_caffe2ops._func`).
@@ -24,25 +25,74 @@ _transforms_active = torch._C._are_functorch_transforms_active
 def call(op: Any, *args: Any) -> Any:
     """``op(*args)`` for a wrapper: routed to torch.func's Function under a differentiating
     transform, and with a TypeError naming the argument when the dispatcher refuses one."""
-    # The dispatcher converts some scalars the wrappers have always refused (None or a float
-    # for a bool, a Tensor for a number): those few arguments are tested before the call, by
-    # type alone, at a few tens of nanoseconds each.
-    fits = _SCALAR_TESTS.get(op)
-    if fits is None:
-        fits = _scalar_tests(op)
-    if not fits(args):
-        check_arguments(op._qualified_op_name.split("::")[1], args)
-    if _transforms_active():
-        routed = _func.route(op._qualified_op_name.split("::")[1], args)
-        if routed is not _func.NOT_ROUTED:
-            return routed
-    try:
-        return op(*args)
-    except RuntimeError:
+    caller = _CALLERS.get(op)
+    if caller is None:
+        caller = _make_caller(op)
+    return caller(*args)
+
+
+class _Callers:
+    """``calls.<op>(*args)`` is :func:`call` for ``torch.ops.caffe2ops.<op>`` without the
+    lookup; the wrappers use it. Every registered op's caller is made at import (below), so
+    that Dynamo, tracing a wrapper, only reads an attribute."""
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:  # an op registered later
+        caller = _make_caller(getattr(C2, name))
+        setattr(self, name, caller)
+        return caller
+
+
+_CALLERS: Dict[Any, Callable[..., Any]] = {}
+_is_compiling = torch.compiler.is_compiling
+
+
+def _make_caller(op: Any) -> Callable[..., Any]:
+    """One function per op, generated from its schema (straight-line code costs far less than
+    loops over tests): the scalar checks, the torch.func routing, the call.
+
+    The dispatcher converts some scalars the wrappers have always refused (None or a float for
+    a bool, a Tensor for a number): those few arguments are tested before the call, by type
+    alone, at a few tens of nanoseconds each. The call goes to the packet's C++ entry point
+    (``packet._op``: the packet's ``__call__`` only adds a Python frame for ops taking script
+    objects, which no op here does); under ``torch.compile`` to the packet itself, which
+    Dynamo knows."""
+    name = op._qualified_op_name.split("::")[1]
+    env: Dict[str, Any] = {
+        "name": name, "op": op, "raw": getattr(op, "_op", op), "check_arguments": check_arguments,
+        "transforms_active": _transforms_active, "route": _func.route, "NOT_ROUTED": _func.NOT_ROUTED,
+        "is_compiling": _is_compiling,
+    }
+    lines = ["def caller(*args):", "    n = len(args)"]
+    for position, arg in enumerate(op.default._schema.arguments):
+        elem, is_list, optional, _ = _kind(arg)
+        if is_list or elem not in _FAST_TYPES:
+            continue
+        env[f"test{position}"] = _SCALARS[elem][0]
+        none = "v is None or " if optional else ""
+        lines += [
+            f"    if n > {position}:",
+            f"        v = args[{position}]",
+            f"        if not ({none}type(v) in ({_FAST_TYPES[elem]},) or test{position}(v)):",
+            "            check_arguments(name, args)",
+        ]
+    lines += [
+        "    if transforms_active():",
+        "        routed = route(name, args)",
+        "        if routed is not NOT_ROUTED:",
+        "            return routed",
+        "    if is_compiling():",
+        "        return op(*args)",
+        "    try:",
+        "        return raw(*args)",
+        "    except RuntimeError:",
         # The dispatcher refused an argument, or took a value of the wrong kind (None for a
         # Tensor, a Tensor for a number) that the kernel then refused: name the argument.
-        check_arguments(op._qualified_op_name.split("::")[1], args)
-        raise
+        "        check_arguments(name, args)",
+        "        raise",
+    ]
+    exec("\n".join(lines), env)
+    _CALLERS[op] = env["caller"]
+    return env["caller"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -80,34 +130,9 @@ _SCALARS: Dict[str, Tuple[Callable[[Any], bool], str]] = {
 _PLURAL = {"Tensor": "Tensors", "int": "ints", "SymInt": "ints"}
 
 
-_SCALAR_TESTS: Dict[Any, Callable[[Sequence[Any]], bool]] = {}
 # The common exact types of each scalar kind, tested first by identity; anything else (NumPy
 # scalars, symbolic sizes) goes to the kind's full test.
 _FAST_TYPES = {"int": "int", "SymInt": "int", "float": "float, int", "bool": "bool, int", "str": "str"}
-
-
-def _scalar_tests(op: Any) -> Callable[[Sequence[Any]], bool]:
-    """A function telling whether op's number, bool and str arguments in ``args`` have types the
-    schema takes (None where it allows None), generated once per op from the schema: straight-line
-    type tests cost far less than a loop over test functions."""
-    lines = ["def fits(args):", "    n = len(args)"]
-    env: Dict[str, Any] = {}
-    for position, arg in enumerate(op.default._schema.arguments):
-        elem, is_list, optional, _ = _kind(arg)
-        if is_list or elem not in _FAST_TYPES:
-            continue
-        env[f"test{position}"] = _SCALARS[elem][0]
-        none = "v is None or " if optional else ""
-        lines += [
-            f"    if n > {position}:",
-            f"        v = args[{position}]",
-            f"        if not ({none}type(v) in ({_FAST_TYPES[elem]},) or test{position}(v)):",
-            "            return False",
-        ]
-    lines.append("    return True")
-    exec("\n".join(lines), env)
-    _SCALAR_TESTS[op] = env["fits"]
-    return env["fits"]
 
 
 def _kind(arg: Any) -> Tuple[str, bool, bool, bool]:
@@ -175,3 +200,9 @@ def argument_kinds(op: str) -> List[Tuple[str, str]]:
     """(name, the words of its check) for every argument of `op` (the coverage test reads it:
     every schema type must have a check)."""
     return [(a.name, _words(*_kind(a))) for a in getattr(C2, op).default._schema.arguments]
+
+
+calls = _Callers()
+for _name in sorted({n.split("::")[1].split(".")[0] for n in torch._C._dispatch_get_all_op_names()
+                     if n.startswith("caffe2ops::")}):
+    setattr(calls, _name, _make_caller(getattr(C2, _name)))

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from .. import _func
-from ._call import C2 as _C2, call as _call
+from ._call import C2 as _C2, calls as _calls
 
 
 def batch_permutation(X: Tensor, indices: Tensor) -> Tensor:
@@ -30,7 +30,7 @@ def batch_permutation(X: Tensor, indices: Tensor) -> Tensor:
     Caffe2: ``BatchPermutation`` (inputs ``X, indices``; no arguments).
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.batch_permutation, X, indices)
+        return _calls.batch_permutation(X, indices)
     return torch.ops.caffe2ops.batch_permutation(X, indices)
 
 
@@ -55,7 +55,7 @@ def batch_permutation_gradient(indices: Tensor, dY: Tensor) -> Tensor:
     Caffe2: ``BatchPermutationGradient`` (inputs ``indices, dY``).
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.batch_permutation_gradient, indices, dY)
+        return _calls.batch_permutation_gradient(indices, dY)
     return torch.ops.caffe2ops.batch_permutation_gradient(indices, dY)
 
 
@@ -91,7 +91,7 @@ def batch_gather(data: Tensor, indices: Tensor, match_outer: bool = False) -> Te
     Caffe2: ``BatchGather`` (inputs ``DATA, INDICES``; argument ``match_outer``, default 0).
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.batch_gather, data, indices, match_outer)
+        return _calls.batch_gather(data, indices, match_outer)
     return torch.ops.caffe2ops.batch_gather(data, indices, match_outer)
 
 
@@ -122,7 +122,7 @@ def batch_gather_gradient(
     Caffe2: ``BatchGatherGradient`` (arguments ``axis`` = 1, ``match_outer`` = 0).
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.batch_gather_gradient, data, indices, grad, axis, match_outer)
+        return _calls.batch_gather_gradient(data, indices, grad, axis, match_outer)
     return torch.ops.caffe2ops.batch_gather_gradient(data, indices, grad, axis, match_outer)
 
 
@@ -167,9 +167,7 @@ def batch_sparse_to_dense(
     arguments ``dense_last_dim`` = -1, ``default_value`` = 0.0).
     """
     if not torch.jit.is_scripting():
-        return _call(
-            _C2.batch_sparse_to_dense, lengths, indices, values, output_shape_inference, dense_last_dim, default_value
-        )
+        return _calls.batch_sparse_to_dense(lengths, indices, values, output_shape_inference, dense_last_dim, default_value)
     return torch.ops.caffe2ops.batch_sparse_to_dense(
         lengths, indices, values, output_shape_inference, dense_last_dim, default_value
     )
@@ -194,7 +192,7 @@ def batch_sparse_to_dense_gradient(lengths: Tensor, indices: Tensor, grad_dense:
     Caffe2 computed it with ``BatchDenseToSparse``; there is no Caffe2 type of this name.
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.batch_sparse_to_dense_gradient, lengths, indices, grad_dense)
+        return _calls.batch_sparse_to_dense_gradient(lengths, indices, grad_dense)
     return torch.ops.caffe2ops.batch_sparse_to_dense_gradient(lengths, indices, grad_dense)
 
 
@@ -220,7 +218,7 @@ def batch_dense_to_sparse(lengths: Tensor, indices: Tensor, dense: Tensor) -> Te
     Caffe2: ``BatchDenseToSparse`` (inputs ``lengths, indices, dense``; no arguments).
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.batch_dense_to_sparse, lengths, indices, dense)
+        return _calls.batch_dense_to_sparse(lengths, indices, dense)
     return torch.ops.caffe2ops.batch_dense_to_sparse(lengths, indices, dense)
 
 
@@ -248,7 +246,7 @@ def batch_dense_to_sparse_gradient(
     Caffe2 computed it with ``BatchSparseToDense``; there is no Caffe2 type of this name.
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.batch_dense_to_sparse_gradient, lengths, indices, grad_values, dense)
+        return _calls.batch_dense_to_sparse_gradient(lengths, indices, grad_values, dense)
     return torch.ops.caffe2ops.batch_dense_to_sparse_gradient(lengths, indices, grad_values, dense)
 
 
@@ -288,7 +286,7 @@ def batch_mat_mul(
     ``trans_b``, ``broadcast``, all 0).
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.batch_mat_mul, A, B, trans_a, trans_b, broadcast)
+        return _calls.batch_mat_mul(A, B, trans_a, trans_b, broadcast)
     return torch.ops.caffe2ops.batch_mat_mul(A, B, trans_a, trans_b, broadcast)
 
 
@@ -323,7 +321,7 @@ def batch_mat_mul_gradient(
     Caffe2 expressed this as two ``BatchMatMul`` ops; there is no Caffe2 type of this name.
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.batch_mat_mul_gradient, grad_Y, A, B, trans_a, trans_b, broadcast)
+        return _calls.batch_mat_mul_gradient(grad_Y, A, B, trans_a, trans_b, broadcast)
     return torch.ops.caffe2ops.batch_mat_mul_gradient(grad_Y, A, B, trans_a, trans_b, broadcast)
 
 
@@ -353,7 +351,7 @@ def batch_moments(X: Tensor, order: str = "NCHW") -> Tuple[Tensor, Tensor]:
     Caffe2: ``BatchMoments`` (argument ``order`` = ``"NCHW"``; outputs ``mu, var``).
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.batch_moments, X, order)
+        return _calls.batch_moments(X, order)
     return torch.ops.caffe2ops.batch_moments(X, order)
 
 
@@ -375,7 +373,7 @@ def batch_moments_gradient(dmu: Tensor, dvar: Tensor, X: Tensor, order: str = "N
     Caffe2: ``BatchMomentsGradient`` (inputs ``dmu, dvar, X``).
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.batch_moments_gradient, dmu, dvar, X, order)
+        return _calls.batch_moments_gradient(dmu, dvar, X, order)
     return torch.ops.caffe2ops.batch_moments_gradient(dmu, dvar, X, order)
 
 
@@ -406,7 +404,7 @@ def batch_box_cox(data: Tensor, lambda1: Tensor, lambda2: Tensor, min_block_size
     Caffe2: ``BatchBoxCox`` (argument ``min_block_size`` = 256).
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.batch_box_cox, data, lambda1, lambda2, min_block_size)
+        return _calls.batch_box_cox(data, lambda1, lambda2, min_block_size)
     return torch.ops.caffe2ops.batch_box_cox(data, lambda1, lambda2, min_block_size)
 
 
@@ -440,7 +438,7 @@ def batch_bucketize(float_features: Tensor, indices: Tensor, boundaries: Tensor,
     order ``float_features, indices, boundaries, lengths``).
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.batch_bucketize, float_features, indices, boundaries, lengths)
+        return _calls.batch_bucketize(float_features, indices, boundaries, lengths)
     return torch.ops.caffe2ops.batch_bucketize(float_features, indices, boundaries, lengths)
 
 
@@ -470,7 +468,7 @@ def concat_batch_mat_mul_batch_gather(indices: Tensor, inputs: List[Tensor]) -> 
     that Concat, BatchMatMul, Flatten, BatchGather chain.
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.concat_batch_mat_mul_batch_gather, indices, inputs)
+        return _calls.concat_batch_mat_mul_batch_gather(indices, inputs)
     return torch.ops.caffe2ops.concat_batch_mat_mul_batch_gather(indices, inputs)
 
 
@@ -497,7 +495,7 @@ def concat_batch_mat_mul_batch_gather_gradient(
         RuntimeError: the forward's errors, or ``grad`` of another shape, dtype or device.
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.concat_batch_mat_mul_batch_gather_gradient, indices, inputs, grad)
+        return _calls.concat_batch_mat_mul_batch_gather_gradient(indices, inputs, grad)
     return torch.ops.caffe2ops.concat_batch_mat_mul_batch_gather_gradient(indices, inputs, grad)
 
 
@@ -526,7 +524,7 @@ def batch_bucket_one_hot(data: Tensor, lengths: Tensor, boundaries: Tensor) -> T
     boundaries``).
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.batch_bucket_one_hot, data, lengths, boundaries)
+        return _calls.batch_bucket_one_hot(data, lengths, boundaries)
     return torch.ops.caffe2ops.batch_bucket_one_hot(data, lengths, boundaries)
 
 

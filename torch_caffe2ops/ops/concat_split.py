@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from .. import _func
-from ._call import C2 as _C2, call as _call
+from ._call import C2 as _C2, calls as _calls
 
 
 def concat(
@@ -46,7 +46,7 @@ def concat(
     ``concat_result, split_info``).
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.concat, inputs, axis, order, add_axis)
+        return _calls.concat(inputs, axis, order, add_axis)
     return torch.ops.caffe2ops.concat(inputs, axis, order, add_axis)
 
 
@@ -70,7 +70,7 @@ def depth_concat(
     Caffe2: ``DepthConcat``.
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.depth_concat, inputs, axis, order, add_axis)
+        return _calls.depth_concat(inputs, axis, order, add_axis)
     return torch.ops.caffe2ops.depth_concat(inputs, axis, order, add_axis)
 
 
@@ -97,7 +97,7 @@ def concat_gradient(
     Caffe2 used ``Split`` for this; there is no Caffe2 type of this name.
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.concat_gradient, grad_output, split_info, axis, order, add_axis)
+        return _calls.concat_gradient(grad_output, split_info, axis, order, add_axis)
     return torch.ops.caffe2ops.concat_gradient(grad_output, split_info, axis, order, add_axis)
 
 
@@ -137,9 +137,7 @@ def split(
     ``order``, ``split``, ``add_axis``).
     """
     if not torch.jit.is_scripting():
-        return _call(
-            _C2.split, input, split_tensor, [] if split is None else split, axis, order, add_axis, num_outputs
-        )
+        return _calls.split(input, split_tensor, [] if split is None else split, axis, order, add_axis, num_outputs)
     sizes: List[int] = [] if split is None else split
     return torch.ops.caffe2ops.split(input, split_tensor, sizes, axis, order, add_axis, num_outputs)
 
@@ -168,9 +166,7 @@ def depth_split(
     Caffe2: ``DepthSplit``.
     """
     if not torch.jit.is_scripting():
-        return _call(
-            _C2.depth_split, input, split_tensor, [] if split is None else split, axis, order, add_axis, num_outputs
-        )
+        return _calls.depth_split(input, split_tensor, [] if split is None else split, axis, order, add_axis, num_outputs)
     sizes: List[int] = [] if split is None else split
     return torch.ops.caffe2ops.depth_split(input, split_tensor, sizes, axis, order, add_axis, num_outputs)
 
@@ -208,7 +204,7 @@ def split_by_lengths(
     number of output blobs).
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.split_by_lengths, input, lengths, num_outputs, axis, order, use_scaling_lengths)
+        return _calls.split_by_lengths(input, lengths, num_outputs, axis, order, use_scaling_lengths)
     return torch.ops.caffe2ops.split_by_lengths(input, lengths, num_outputs, axis, order, use_scaling_lengths)
 
 
@@ -234,7 +230,7 @@ def split_gradient(grad_outputs: List[Optional[Tensor]], split_sizes: List[int],
     result); there is no Caffe2 type of this name.
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.split_gradient, grad_outputs, split_sizes, axis, add_axis)
+        return _calls.split_gradient(grad_outputs, split_sizes, axis, add_axis)
     return torch.ops.caffe2ops.split_gradient(grad_outputs, split_sizes, axis, add_axis)
 
 

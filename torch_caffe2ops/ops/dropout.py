@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from .. import _func
-from ._call import C2 as _C2, call as _call
+from ._call import C2 as _C2, calls as _calls
 
 
 def dropout(
@@ -43,7 +43,7 @@ def dropout(
     (arguments ``ratio`` = 0.5, ``is_test`` = 0; outputs ``Y, mask``).
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.dropout, X, ratio, is_test, generator)
+        return _calls.dropout(X, ratio, is_test, generator)
     return torch.ops.caffe2ops.dropout(X, ratio, is_test, generator)
 
 
@@ -67,7 +67,7 @@ def dropout_gradient(dY: Tensor, mask: Optional[Tensor] = None, ratio: float = 0
     Caffe2: ``DropoutGrad`` (inputs ``dY[, mask]``).
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.dropout_gradient, dY, mask, ratio, is_test)
+        return _calls.dropout_gradient(dY, mask, ratio, is_test)
     return torch.ops.caffe2ops.dropout_gradient(dY, mask, ratio, is_test)
 
 
@@ -97,7 +97,7 @@ def cudnn_dropout(
     Differentiable in ``X`` (backward: :func:`cudnn_dropout_gradient`).
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.cudnn_dropout, X, ratio, is_test, generator)
+        return _calls.cudnn_dropout(X, ratio, is_test, generator)
     return torch.ops.caffe2ops.cudnn_dropout(X, ratio, is_test, generator)
 
 
@@ -119,7 +119,7 @@ def cudnn_dropout_gradient(dY: Tensor, reserve_space: Tensor, ratio: float = 0.5
     Caffe2: ``DropoutGrad`` with ``engine="CUDNN"``.
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.cudnn_dropout_gradient, dY, reserve_space, ratio, is_test)
+        return _calls.cudnn_dropout_gradient(dY, reserve_space, ratio, is_test)
     return torch.ops.caffe2ops.cudnn_dropout_gradient(dY, reserve_space, ratio, is_test)
 
 

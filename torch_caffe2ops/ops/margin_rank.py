@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from .. import _func
-from ._call import C2 as _C2, call as _call
+from ._call import C2 as _C2, calls as _calls
 
 
 def margin_ranking_criterion(X1: Tensor, X2: Tensor, Y: Tensor, margin: float = 1.0) -> Tensor:
@@ -36,7 +36,7 @@ def margin_ranking_criterion(X1: Tensor, X2: Tensor, Y: Tensor, margin: float = 
     ``margin`` = 1.0).
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.margin_ranking_criterion, X1, X2, Y, margin)
+        return _calls.margin_ranking_criterion(X1, X2, Y, margin)
     return torch.ops.caffe2ops.margin_ranking_criterion(X1, X2, Y, margin)
 
 
@@ -62,7 +62,7 @@ def margin_ranking_criterion_gradient(
     Caffe2: ``MarginRankingCriterionGradient``.
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.margin_ranking_criterion_gradient, X1, X2, Y, dLoss, margin)
+        return _calls.margin_ranking_criterion_gradient(X1, X2, Y, dLoss, margin)
     return torch.ops.caffe2ops.margin_ranking_criterion_gradient(X1, X2, Y, dLoss, margin)
 
 

@@ -5,7 +5,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ._call import C2 as _C2, call as _call
+from ._call import C2 as _C2, calls as _calls
 
 
 def sparse_normalize(
@@ -45,7 +45,7 @@ def sparse_normalize(
     regularizer.
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.sparse_normalize, param, indices, grad, use_max_norm, norm)
+        return _calls.sparse_normalize(param, indices, grad, use_max_norm, norm)
     return torch.ops.caffe2ops.sparse_normalize(param, indices, grad, use_max_norm, norm)
 
 
@@ -73,7 +73,7 @@ def sparse_normalize_(
     Not differentiable. Caffe2: ``SparseNormalize``.
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.sparse_normalize_, param, indices, grad, use_max_norm, norm)
+        return _calls.sparse_normalize_(param, indices, grad, use_max_norm, norm)
     return torch.ops.caffe2ops.sparse_normalize_(param, indices, grad, use_max_norm, norm)
 
 
@@ -99,7 +99,7 @@ def float16_sparse_normalize(
     Not differentiable. Caffe2: ``Float16SparseNormalize``.
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.float16_sparse_normalize, param, indices, grad, use_max_norm, norm)
+        return _calls.float16_sparse_normalize(param, indices, grad, use_max_norm, norm)
     return torch.ops.caffe2ops.float16_sparse_normalize(param, indices, grad, use_max_norm, norm)
 
 
@@ -124,5 +124,5 @@ def float16_sparse_normalize_(
     Not differentiable. Caffe2: ``Float16SparseNormalize``.
     """
     if not torch.jit.is_scripting():
-        return _call(_C2.float16_sparse_normalize_, param, indices, grad, use_max_norm, norm)
+        return _calls.float16_sparse_normalize_(param, indices, grad, use_max_norm, norm)
     return torch.ops.caffe2ops.float16_sparse_normalize_(param, indices, grad, use_max_norm, norm)
