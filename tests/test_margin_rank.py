@@ -75,9 +75,9 @@ def test_hinge_point_is_active():
 
 def test_errors():
     a = torch.randn(4)
-    with pytest.raises(RuntimeError, match="The two inputs for computing ranking loss should have the same size"):
+    with pytest.raises(RuntimeError, match="margin_ranking_criterion: The two inputs for computing ranking loss should have the same size: X1 has 4 elements, X2 has 3"):
         C2.margin_ranking_criterion(a, torch.randn(3), torch.ones(4, dtype=torch.int32))
-    with pytest.raises(RuntimeError, match="The input and label should have the same size"):
+    with pytest.raises(RuntimeError, match="The input and label should have the same size: X1 has 4 elements, Y has 3"):
         C2.margin_ranking_criterion(a, a, torch.ones(3, dtype=torch.int32))
     with pytest.raises(RuntimeError, match="X2 must have the dtype of X1"):
         C2.margin_ranking_criterion(a, a.double(), torch.ones(4, dtype=torch.int32))

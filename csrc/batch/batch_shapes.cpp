@@ -289,8 +289,8 @@ std::vector<int64_t> batch_bucket_one_hot_offsets(const at::Tensor& lengths, con
              offsets[j + 1] - offsets[j]);
   }
   C2_CHECK(offsets.back() == boundaries.numel(), op,
-           "The sum of length should be equal to the length of boundaries: ", offsets.back(),
-           " vs ", boundaries.numel());
+           "The sum of length should be equal to the length of boundaries: sum(lengths) = ",
+           offsets.back(), ", boundaries has ", boundaries.numel(), " elements");
   return offsets;
 }
 

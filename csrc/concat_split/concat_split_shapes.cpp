@@ -48,8 +48,8 @@ ConcatPlan concat_plan(const char* op, at::TensorList inputs, std::optional<int6
       C2_CHECK(xj.sym_size(i) == x0.sym_size(i), op, "Expect dimension = ", x0.sym_size(i),
                " got ", xj.sym_size(i), " at axis = ", i, " for input: ", j,
                ". The input tensors can only have different dimensions when arg 'add_axis' = 0 "
-               "and along the axis = ", plan.axis, " ", x0.sym_sizes(), " vs ", xj.sym_sizes(),
-               ".");
+               "and along the axis = ", plan.axis, "; inputs[0] has shape ", x0.sym_sizes(),
+               ", inputs[", j, "] has shape ", xj.sym_sizes(), ".");
     }
     if (add_axis) {
       plan.sizes.push_back(1);

@@ -14,11 +14,11 @@ void check_margin_ranking(const char* op, const at::Tensor& X1, const at::Tensor
   check_same_device(op, "X1", X1, "X2", X2);
   check_same_device(op, "X1", X1, "Y", Y);
   C2_CHECK(X1.sym_numel() == X2.sym_numel(), op,
-           "The two inputs for computing ranking loss should have the same size: ",
-           X1.sym_numel(), " vs ", X2.sym_numel());
+           "The two inputs for computing ranking loss should have the same size: X1 has ",
+           X1.sym_numel(), " elements, X2 has ", X2.sym_numel());
   C2_CHECK(X1.sym_numel() == Y.sym_numel(), op,
-           "The input and label should have the same size: ", X1.sym_numel(), " vs ",
-           Y.sym_numel());
+           "The input and label should have the same size: X1 has ", X1.sym_numel(),
+           " elements, Y has ", Y.sym_numel());
 }
 
 void check_margin_ranking_gradient(const at::Tensor& X1, const at::Tensor& X2, const at::Tensor& Y,
