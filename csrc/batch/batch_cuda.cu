@@ -86,18 +86,14 @@ __global__ void sparse_to_dense_rows(const int64_t* offsets, const index_t* indi
   }
 }
 
-// The validated row offsets, copied to the device.
-Tensor device_offsets(const std::vector<int64_t>& offsets, const Tensor& like) {
-  return at::tensor(offsets, at::TensorOptions().dtype(at::kLong)).to(like.device());
-}
-
 // Row offsets [0, l0, l0 + l1, ...] of a lengths vector, scanned where the lengths are instead
 // of copying them to the host and the offsets back. The checks read back three numbers (one
-// sync): every length in [0, total] and the sum equal to total; lengths bounded by total keep
-// the running sum far from int64's limit. A failed check calls `explain`, the host rules, for
-// the same message the CPU kernel gives.
+// sync): every length in [min_length, total] and the sum equal to total; lengths bounded by
+// total keep the running sum far from int64's limit. A failed check calls `explain`, the host
+// rules, for the same message the CPU kernel gives.
 template <typename Explain>
-Tensor scanned_offsets(const Tensor& lengths, int64_t total, const Tensor& like, Explain explain) {
+Tensor scanned_offsets(const Tensor& lengths, int64_t total, const Tensor& like, Explain explain,
+                       int64_t min_length = 0) {
   auto l = lengths.reshape({-1}).to(like.device(), at::kLong);
   auto offsets = at::zeros({l.numel() + 1}, l.options());
   if (l.numel() == 0) {
@@ -108,8 +104,9 @@ Tensor scanned_offsets(const Tensor& lengths, int64_t total, const Tensor& like,
   auto [lo, hi] = at::aminmax(l);
   auto stats = at::stack({lo, hi, offsets.select(0, -1)}).to(at::kCPU);
   const int64_t* s = stats.const_data_ptr<int64_t>();
-  if (s[0] < 0 || s[1] > total || s[2] != total) explain();
-  TORCH_INTERNAL_ASSERT(s[0] >= 0 && s[1] <= total && s[2] == total, "the lengths failed a check the host rule passed");
+  const bool ok = s[0] >= min_length && s[1] <= total && s[2] == total;
+  if (!ok) explain();
+  TORCH_INTERNAL_ASSERT(ok, "the lengths failed a check the host rule passed");
   return offsets;
 }
 
@@ -269,7 +266,9 @@ Tensor batch_bucketize_cuda(const Tensor& float_features, const Tensor& indices,
   constexpr const char* op = "batch_bucketize";
   auto shape = batch_bucketize_shape(float_features, indices, boundaries, lengths);
   const int64_t N = float_features.size(0), D = float_features.size(1), K = indices.numel();
-  auto offs = device_offsets(batch_bucketize_offsets(float_features, indices, boundaries, lengths), float_features);
+  auto offs = scanned_offsets(lengths, boundaries.numel(), float_features,
+                              [&] { batch_bucketize_offsets(float_features, indices, boundaries, lengths); });
+  check_indices_in_range(op, "indices", indices, D);
   auto out = at::empty(c10::asIntArrayRefUnchecked(shape), float_features.options().dtype(at::kInt));
   if (N * K == 0) return out;
   const auto compare = bucket_compare_dtype(float_features, boundaries);
@@ -337,7 +336,9 @@ __global__ void bucket_one_hot_kernel(const scalar_t* x, const int64_t* offsets,
 Tensor batch_bucket_one_hot_cuda(const Tensor& data, const Tensor& lengths, const Tensor& boundaries) {
   constexpr const char* op = "batch_bucket_one_hot";
   auto shape = batch_bucket_one_hot_shape(data, lengths, boundaries);
-  auto offs = device_offsets(batch_bucket_one_hot_offsets(lengths, boundaries), data);
+  // Every length must be at least 1 (a column's boundaries are never empty).
+  auto offs = scanned_offsets(lengths, boundaries.numel(), data,
+                              [&] { batch_bucket_one_hot_offsets(lengths, boundaries); }, 1);
   const int64_t D = lengths.numel();
   const int64_t N = data.size(0), W = shape[1].expect_int();
   const auto compare = bucket_compare_dtype(data, boundaries);
