@@ -307,6 +307,34 @@ def test_fused_lookup_matches_caffe2(bits: int, mode, idx_dtype, len_dtype) -> N
     assert not list(model.parameters())
 
 
+def test_small_batch_offsets_memo_gives_each_call_its_own_offsets(monkeypatch) -> None:
+    # Batches of 1 to 8 bags take their offsets from a bounded memo keyed by the lengths: every
+    # call, whatever the memo holds (or after it was cleared), must pool its own bags.
+    from torch_caffe2ops.caffe2 import functional_quantized as fq
+    monkeypatch.setattr(fq, "_OFFSETS_LIMIT", 5)
+    fq._OFFSETS.clear()
+    x = table(9, 30, 8)
+    packed = np_quantize_8bit(x)
+    fused, _ = single("SparseLengthsSumFused8BitRowwise", {"i": np.zeros(1, np.int64), "l": np.ones(1, np.int32)},
+                      init={"data": packed})
+    flt, _ = single("SparseLengthsSum", {"i": np.zeros(1, np.int64), "l": np.ones(1, np.int32)}, init={"data": x})
+    q, sc, b = np_rows(packed, 8)
+    r = np.random.default_rng(3)
+    for _ in range(60):
+        bags = int(r.integers(1, 11))  # up to 10: past the memo's 8 bags too
+        lengths = r.integers(0, 4, bags).astype(r.choice([np.int32, np.int64]))
+        idx = r.integers(0, 30, int(lengths.sum())).astype(r.choice([np.int32, np.int64]))
+        i, n = torch.from_numpy(idx), torch.from_numpy(lengths)
+        np.testing.assert_array_equal(fused(i, n).numpy(), np_sls_quantized(q, sc, b, idx, lengths))
+        np.testing.assert_allclose(flt(i, n).detach().numpy(), np_sls_float(x, idx, lengths), rtol=1e-6, atol=1e-6)
+    assert 0 < len(fq._OFFSETS) <= 5
+    # a short or negative length is still refused (the memo is only read after the checks)
+    with pytest.raises(ValueError):
+        fused(torch.tensor([1, 2]), torch.tensor([1], dtype=torch.int32))
+    with pytest.raises(ValueError):
+        fused(torch.tensor([1, 2]), torch.tensor([3, -1], dtype=torch.int32))
+
+
 @pytest.mark.parametrize("bits", [8, 4, 2])
 @pytest.mark.parametrize("mode", MODES, ids=[m[0] for m in MODES])
 def test_pruned_lookup_matches_caffe2(bits: int, mode) -> None:

@@ -17,7 +17,8 @@ the rows are dequantized and then summed, which may differ from Caffe2 in the la
 
 Every function is TorchScript-compatible (no ``from __future__ import annotations`` here).
 """
-from typing import List, Optional
+import itertools
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -78,22 +79,44 @@ def check_lookup(indices: Tensor, lengths: Tensor, num_rows: int, weights: Optio
     check_lengths(lengths, indices.size(0))
 
 
+# Offsets of short CPU lengths vectors, by (dtype, lengths): at batch 1 to 8 a serving model
+# sees few distinct lengths, and building the offsets (a cumsum and a pad: two small ATen
+# calls) costs as much as the lookup. The kernels only read them. Bounded: cleared when full.
+_OFFSETS: Dict[Tuple[Any, ...], Tensor] = {}
+_OFFSETS_LIMIT = 4096
+_OFFSETS_MAX_BAGS = 8
+
+
 @torch.jit.unused
-def _lengths_add_up(lengths: Tensor, n: int) -> bool:
-    """Whether LENGTHS (a vector) is non-negative and sums to ``n``: the checks the embedding-bag
-    kernels lack (with a short sum they ignore the remaining ids; PyTorch's 4-bit kernel crashes
-    on a negative length). One host read; small vectors are read as a list, which is cheaper."""
-    if lengths.size(0) <= 256:
-        host = lengths.tolist()
-        return sum(host) == n and (len(host) == 0 or min(host) >= 0)
-    return int(lengths.min()) >= 0 and int(lengths.sum()) == n
+def _checked_offsets(lengths: Tensor, n: int, dtype: torch.dtype) -> Optional[Tensor]:
+    """The bag offsets of LENGTHS (a vector) if it is non-negative and sums to ``n``, else None:
+    the checks the embedding-bag kernels lack (with a short sum they ignore the remaining ids;
+    PyTorch's 4-bit kernel crashes on a negative length). One host read; small vectors are read
+    as a list, which is cheaper, and the shortest take their offsets from ``_OFFSETS``."""
+    if lengths.size(0) > 256:
+        if int(lengths.min()) < 0 or int(lengths.sum()) != n:
+            return None
+        return lengths_to_offsets(lengths, dtype)
+    host = lengths.tolist()
+    if sum(host) != n or (len(host) > 0 and min(host) < 0):
+        return None
+    if len(host) > _OFFSETS_MAX_BAGS or not lengths.is_cpu:
+        return lengths_to_offsets(lengths, dtype)
+    key = (dtype, *host)
+    offsets = _OFFSETS.get(key)
+    if offsets is None:
+        if len(_OFFSETS) >= _OFFSETS_LIMIT:
+            _OFFSETS.clear()
+        offsets = torch.tensor([0, *itertools.accumulate(host)], dtype=dtype)
+        _OFFSETS[key] = offsets
+    return offsets
 
 
 @torch.jit.unused
 def _eager_float_lookup(table: Tensor, indices: Tensor, lengths: Tensor,
                         weights: Optional[Tensor]) -> Optional[Tensor]:
     """A float-table lookup on F.embedding_bag's own id checks (every out-of-range or negative
-    id raises there), with :func:`_lengths_add_up` first; a kernel failure is re-checked for the
+    id raises there), with :func:`_checked_offsets` first; a kernel failure is re-checked for the
     clear error of the full checks. Returns None when this path does not apply; the caller then
     checks everything first. The full checks cost four reductions and three host reads per
     lookup, as much as the lookup itself at small batches."""
@@ -101,9 +124,9 @@ def _eager_float_lookup(table: Tensor, indices: Tensor, lengths: Tensor,
         return None
     if weights is not None and (weights.dim() != 1 or weights.size(0) != indices.size(0)):
         return None
-    if not _lengths_add_up(lengths, indices.size(0)):
+    offsets = _checked_offsets(lengths, indices.size(0), indices.dtype)
+    if offsets is None:
         return None
-    offsets = lengths_to_offsets(lengths, indices.dtype)
     try:
         return F.embedding_bag(indices, table, offsets, mode="sum", per_sample_weights=weights,
                                include_last_offset=True)
@@ -125,13 +148,13 @@ def _eager_fused_lookup(data: Tensor, indices: Tensor, lengths: Tensor, bits: in
     if indices.dim() != 1 or lengths.is_floating_point():
         return None
     n = indices.size(0)
-    if not _lengths_add_up(lengths, n):
+    if weights is not None and (weights.dim() != 1 or weights.size(0) != n):
+        return None
+    offsets = _checked_offsets(lengths, n, indices.dtype)
+    if offsets is None:
         return None
     if weights is not None:
-        if weights.dim() != 1 or weights.size(0) != n:
-            return None
         weights = weights.to(torch.float32).contiguous()
-    offsets = lengths_to_offsets(lengths, indices.dtype)
     try:
         if bits == 8:
             return torch.ops.quantized.embedding_bag_byte_rowwise_offsets(
