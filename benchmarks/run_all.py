@@ -1,11 +1,11 @@
 """Runs every family's benchmark and writes one Markdown report (and a PNG chart of the
-native/ours ratios when matplotlib is installed).
+native/ours ratios, one bar per thread count, when matplotlib is installed). Every row is
+timed with one thread and with all threads; each family also reports its per-call overhead.
 
-    .venv/bin/python benchmarks/run_all.py [--device cpu|cuda] [--size large] [--out benchmarks/results]
+    .venv/bin/python benchmarks/run_all.py [--device cpu|cuda] [--size small|large|both] [--out benchmarks/results]
 """
 import argparse
 import os
-import re
 import subprocess
 import sys
 
@@ -16,7 +16,7 @@ FAMILIES = ["batch", "concat_split", "dropout", "sparse_normalize", "margin_rank
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--size", default="large")
+    p.add_argument("--size", default="both", choices=["small", "large", "both"])
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -35,18 +35,47 @@ def main():
     except ImportError:
         print("matplotlib is not installed: no chart")
         return
-    rows = [r.split("|") for r in open(md).read().splitlines() if r.startswith("| ") and "x |" in r]
-    labels = [f"{r[1].strip()} ({r[2].strip()})" for r in rows]
-    ratios = [float(re.sub("x", "", r[5])) for r in rows]
-    fig, ax = plt.subplots(figsize=(9, 0.3 * len(rows) + 1))
-    ax.barh(labels, ratios, color=["tab:green" if v >= 1 else "tab:red" for v in ratios])
+    labels, ratios, names = _ratio_rows(open(md).read())
+    if not labels:
+        return
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(10, 0.32 * len(labels) + 1.2))
+    y = np.arange(len(labels))
+    height = 0.8 / len(names)
+    for k, name in enumerate(names):
+        values = [r[k] for r in ratios]
+        ax.barh(y + k * height, values, height, label=name,
+                color=["tab:green" if v >= 1 else "tab:red" for v in values], alpha=1.0 - 0.45 * k)
+    ax.set_yticks(y + 0.4 - height / 2, labels, fontsize=7)
+    ax.invert_yaxis()
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_xscale("log")
-    ax.set_xlabel("native / ours (> 1: torch_caffe2ops is faster)")
+    ax.set_xlabel("native / ours (> 1: torch_caffe2ops is faster); darker bar: " + ", lighter: ".join(names))
     fig.tight_layout()
     png = os.path.join(args.out, f"results_{args.device}.png")
     fig.savefig(png, dpi=100)
     print(f"written: {png}")
+
+
+def _ratio_rows(text):
+    """(row labels, per-row ratios, the thread counts) from the timing tables of the report."""
+    labels, ratios, names = [], [], []
+    columns = None
+    for line in text.splitlines():
+        if not line.startswith("| "):
+            columns = None if not line.startswith("|") else columns
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] in ("op", "call"):
+            columns = [i for i, c in enumerate(cells) if c.startswith("native/ours")]
+            counts = [cells[i].replace("native/ours ", "").rstrip("t") for i in columns]
+            names = [f"{n} thread" + ("" if n == "1" else "s") for n in counts] if columns else names
+            continue
+        if columns:
+            labels.append(f"{cells[0]} ({cells[1]})")
+            ratios.append([float(cells[i].rstrip("x")) for i in columns])
+    return labels, ratios, names
 
 
 if __name__ == "__main__":
