@@ -65,14 +65,15 @@ assert c.__file__.startswith(sys.argv[1]), f"imported {c.__file__}, not the ASAN
 print("== asan: using", c.__file__)
 EOF
 
-echo "== asan: family tests + fuzz + concurrency (log: build/asan/test.log)"
+echo "== asan: family tests + fuzz + concurrency (every sample from 8 threads) (log: build/asan/test.log)"
 set +e
 # Not under ASAN: torch.compile tests (inductor would run g++ with libasan preloaded) and the
 # `slow` ones (TorchScript in fresh processes, the C++ CMake build).
 "$ROOT/$VENV/bin/python" -m pytest -q -p no:cacheprovider -m "not slow" -k "not compile" \
   "$ROOT/tests/test_batch.py" "$ROOT/tests/test_concat_split.py" "$ROOT/tests/test_dropout.py" \
   "$ROOT/tests/test_margin_rank.py" "$ROOT/tests/test_sparse_normalize.py" \
-  "$ROOT/tests/test_fuzz.py" "$ROOT/tests/test_concurrency.py" ${ASAN_PYTEST_ARGS:-} \
+  "$ROOT/tests/test_fuzz.py" "$ROOT/tests/test_concurrency.py" \
+  "$ROOT/tests/test_samples.py::test_threads_match_serial" ${ASAN_PYTEST_ARGS:-} \
   > "$OUT/test.log" 2>&1
 rc=$?
 set -e

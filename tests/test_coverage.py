@@ -80,6 +80,11 @@ def coverage_report(qualname):
         missing.append("samples in tests/samples/<family>.py")
     if not has("FuncTorchBatched"):
         missing.append("vmap rule (torch_caffe2ops/_vmap.py)")
+    elif op_samples and not any(samples.runs_under_vmap(s) for s in op_samples) and \
+            not all(samples.CUDA_ONLY in s.tags for s in op_samples):
+        # the vmap and threads checks skip random samples, so a random op needs one that draws
+        # nothing (dropout's test mode); an op that runs only on CUDA is not vmapped here
+        missing.append("a sample the vmap and threads checks run (not RANDOM) in tests/samples/<family>.py")
     differentiable = _differentiable(name, has("Autograd"), op_samples)
     if differentiable is None or (differentiable and not (_func.has_path(name) or has("CompositeImplicitAutograd"))):
         missing.append("torch.func path (a Formula in its family's ops module)")

@@ -1,9 +1,11 @@
 """Helpers shared by every family's tests: opcheck, TorchScript round trip in a fresh
-process, torch.compile comparison, and small random-input utilities."""
+process, torch.compile comparison, running a check from several threads at once, and small
+random-input utilities."""
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 
 import numpy as np
 import pytest
@@ -57,6 +59,32 @@ def opcheck(name, args, kwargs=None):
     """torch.library.opcheck with every test it has (schema, autograd registration,
     fake tensor, AOT dispatch static and dynamic)."""
     torch.library.opcheck(op(name), args, kwargs or {})
+
+
+# The concurrency checks: how many Python threads run at once, and how many passes each makes
+# (CONCURRENCY_ROUNDS in the environment, default 3).
+THREADS = 8
+ROUNDS = int(os.environ.get("CONCURRENCY_ROUNDS", "3"))
+
+
+def in_threads(body, threads=THREADS):
+    """Runs body(tid) in `threads` threads released together; returns what they raised, as
+    (tid, repr) pairs."""
+    errors = []
+    barrier = threading.Barrier(threads)
+
+    def worker(tid):
+        try:
+            barrier.wait()
+            body(tid)
+        except Exception as e:  # noqa: BLE001
+            errors.append((tid, repr(e)))
+    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return errors
 
 
 def noncontiguous(x):

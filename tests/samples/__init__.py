@@ -6,7 +6,10 @@ by all of them, and tests/test_coverage.py fails for a registered op without sam
 
 A sample is (op, make, tags, label): `make()` builds fresh positional arguments with the
 ordinary factories (so they land on the device under test, tests/conftest.py). Floating inputs
-created with requires_grad=True are the differentiable ones. Tags:
+created with requires_grad=True are the differentiable ones. Samples labelled "large" are sized
+so that the CPU kernels split their work across intra-op threads; they keep requires_grad on
+their differentiable inputs (the threads check and the CUDA comparison differentiate them once)
+but carry no DIFF tag, since a numerical Jacobian of that size is out of reach. Tags:
 
 * DIFF:     the op is differentiable at these inputs (gradcheck applies; inputs away from kinks);
 * RANDOM:   draws random numbers (each run is seeded the same);
@@ -68,6 +71,13 @@ def leaves(args: Any) -> List[torch.Tensor]:
         elif isinstance(a, (list, tuple)):
             out += leaves(a)
     return out
+
+
+def runs_under_vmap(s: Sample) -> bool:
+    """Whether the vmap and threads checks (tests/test_samples.py) run the sample: not when it
+    draws random numbers (vmap's randomness modes and per-thread generators have tests of their
+    own), nor when it needs CUDA."""
+    return RANDOM not in s.tags and CUDA_ONLY not in s.tags
 
 
 def opcheck_cases(family: str) -> List[Tuple[str, Tuple[Any, ...]]]:

@@ -19,4 +19,9 @@ SAMPLES = [
     sample("cudnn_dropout", lambda: (_cuda_x(), 0.3, True), DIFF, CUDA_ONLY, cuda=False),
     sample("cudnn_dropout_gradient", lambda: (_cuda_x(), torch.ops.caffe2ops.cudnn_dropout(_cuda_x(), 0.3)[1], 0.3),
            DIFF, CUDA_ONLY, cuda=False),
+
+    # "large" samples (see tests/samples/__init__.py)
+    sample("dropout", lambda: (torch.randn(300, 300, requires_grad=True), 0.3, True), label="large is_test"),
+    sample("dropout_gradient", lambda: (torch.randn(300, 300, requires_grad=True), torch.rand(300, 300) >= 0.3, 0.3),
+           label="large"),
 ]
