@@ -186,25 +186,28 @@ void scatter_add_blocks(scalar_t* grad_data, const scalar_t* grad, const index_t
         detail::accumulate_batch(slab, grad + p * L * block, indices + (per_outer ? p * L : 0), L, block);
       }
     });
-  } else if (block < 16) {
-    // Rows too narrow to split by column (a 1-D permutation has one): each task owns a range
-    // of destination rows and scans all L indices for its own. The index reads repeat per
-    // task, which pays only when the destination is too large for the cache, so that the
-    // random read-modify-writes dominate (measured: 1.4x at 16M rows, 0.4x at 64K rows).
+  } else {
+    // One outer batch. When the destination is too large for the cache, the random
+    // read-modify-writes dominate: each task owns a range of destination rows and scans all L
+    // indices for its own (the index reads repeat per task; measured 1.4x at 16M rows of one
+    // element, and it keeps whole rows of any width on one thread). Otherwise wide rows are
+    // split by columns of at least 16 elements (whole cache lines per thread), narrow ones
+    // stay on one thread.
     const bool split = M * block * static_cast<int64_t>(sizeof(scalar_t)) >= (int64_t{1} << 22) &&
                        L * static_cast<int64_t>(sizeof(index_t)) >= kGrainBytes;
-    const int64_t tasks = split ? at::get_num_threads() : 1;
-    at::parallel_for(0, M, (M + tasks - 1) / tasks, [&](int64_t m0, int64_t m1) {
-      std::fill(grad_data + m0 * block, grad_data + m1 * block, scalar_t(0));
-      if (m0 == 0 && m1 == M) return detail::accumulate_batch(grad_data, grad, indices, L, block);
-      for (int64_t i = 0; i < L; ++i) {
-        const int64_t m = static_cast<int64_t>(indices[i]);
-        if (m < m0 || m >= m1) continue;
-        for (int64_t c = 0; c < block; ++c) grad_data[m * block + c] += grad[i * block + c];
-      }
-    });
-  } else {
-    // Column chunks of at least 16 elements keep each thread on whole cache lines.
+    if (split || block < 16) {
+      const int64_t tasks = split ? at::get_num_threads() : 1;
+      at::parallel_for(0, M, (M + tasks - 1) / tasks, [&](int64_t m0, int64_t m1) {
+        std::fill(grad_data + m0 * block, grad_data + m1 * block, scalar_t(0));
+        if (m0 == 0 && m1 == M) return detail::accumulate_batch(grad_data, grad, indices, L, block);
+        for (int64_t i = 0; i < L; ++i) {
+          const int64_t m = static_cast<int64_t>(indices[i]);
+          if (m < m0 || m >= m1) continue;
+          for (int64_t c = 0; c < block; ++c) grad_data[m * block + c] += grad[i * block + c];
+        }
+      });
+      return;
+    }
     const int64_t min_cols = std::max<int64_t>(16, grain_for((L + M) * sizeof(scalar_t)));
     at::parallel_for(0, block, min_cols, [&](int64_t c0, int64_t c1) {
       for (int64_t m = 0; m < M; ++m) {
