@@ -46,15 +46,23 @@ struct AnyCopy {
 
 // Output positions [begin, end) of the flattened [P, L] index space, walked without a
 // division per position: the index row and the data slab change only at row boundaries.
-// `dense`: the indices touch most cache lines of each slab (a few columns of every row), so
+// kNextSlab: the indices touch most cache lines of each slab (a few columns of every row), so
 // the next slab is prefetched front to back while this one is gathered, a sequential stream
-// the memory system serves at full speed, instead of one random miss per block.
+// the memory system serves at full speed, instead of one random miss per block; the copies
+// run between prefetches in tight loops.
+enum class Prefetch { kNone, kAhead, kNextSlab };
+
 template <typename Copy, typename index_t>
 void gather_range(char* out, const char* data, const index_t* indices, int64_t P, int64_t L,
-                  int64_t M, int64_t block_bytes, bool per_outer, bool dense, int64_t begin,
-                  int64_t end) {
+                  int64_t M, int64_t block_bytes, bool per_outer, Prefetch prefetch,
+                  int64_t begin, int64_t end) {
   const int64_t bytes = Copy::bytes(block_bytes);
   const int64_t slab_bytes = M * bytes;
+  auto copy_run = [&](char* dst, const char* slab, const index_t* idx, int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i, dst += bytes) {
+      Copy::copy(dst, slab + static_cast<int64_t>(idx[i]) * bytes, bytes);
+    }
+  };
   int64_t p = begin / L;
   int64_t i = begin - p * L;
   char* dst = out + begin * bytes;
@@ -63,28 +71,27 @@ void gather_range(char* out, const char* data, const index_t* indices, int64_t P
     const char* slab = data + p * slab_bytes;
     const int64_t stop = std::min(L, i + (end - k));
     k += stop - i;
-    if (dense) {
-      // One line of the next slab every `every` positions covers it by the end of this one.
-      const char* next = p + 1 < P ? slab + slab_bytes : nullptr;
+    if (prefetch == Prefetch::kNextSlab && p + 1 < P) {
+      // One line of the next slab per `every` positions covers it by the end of this one.
+      const char* next = slab + slab_bytes;
       const int64_t every = std::max<int64_t>(1, L * 64 / slab_bytes);
-      int64_t ahead = 0, countdown = 0;
-      for (; i < stop; ++i, dst += bytes) {
-        if (next && --countdown <= 0 && ahead < slab_bytes) {
-          __builtin_prefetch(next + ahead);
-          ahead += 64;
-          countdown = every;
-        }
-        Copy::copy(dst, slab + static_cast<int64_t>(idx[i]) * bytes, bytes);
+      for (int64_t ahead = i / every * 64; i < stop; ahead += 64) {
+        if (ahead < slab_bytes) __builtin_prefetch(next + ahead);
+        const int64_t run = std::min(stop, i + every);
+        copy_run(dst, slab, idx, i, run);
+        dst += (run - i) * bytes;
+        i = run;
       }
       continue;
     }
-    for (; i + kAhead < stop; ++i, dst += bytes) {
-      prefetch_block(slab + static_cast<int64_t>(idx[i + kAhead]) * bytes, bytes);
-      Copy::copy(dst, slab + static_cast<int64_t>(idx[i]) * bytes, bytes);
+    if (prefetch == Prefetch::kAhead) {
+      for (; i + kAhead < stop; ++i, dst += bytes) {
+        prefetch_block(slab + static_cast<int64_t>(idx[i + kAhead]) * bytes, bytes);
+        Copy::copy(dst, slab + static_cast<int64_t>(idx[i]) * bytes, bytes);
+      }
     }
-    for (; i < stop; ++i, dst += bytes) {
-      Copy::copy(dst, slab + static_cast<int64_t>(idx[i]) * bytes, bytes);
-    }
+    copy_run(dst, slab, idx, i, stop);
+    dst += (stop - i) * bytes;
   }
 }
 
@@ -93,14 +100,18 @@ void gather_parallel(void* out, const void* data, const index_t* indices, int64_
                      int64_t M, int64_t block_bytes, bool per_outer) {
   // Random reads cost about a cache line each, whatever the block size.
   const int64_t per_item = std::max<int64_t>(block_bytes, 64);
-  // Dense: blocks of less than a line, at least as many gathered as the slab has lines (so
-  // that most lines, 63% or more, are touched: streaming all of them measured faster than
-  // fetching those at random), and slabs small enough that the prefetched one waits in L2.
+  // Data that fits in L2 needs no prefetching (it costs more than it saves there). Beyond:
+  // "dense" gathers (blocks of less than a line, at least as many gathered as the slab has
+  // lines, so that 63% or more of its lines are touched: streaming all of them measured
+  // faster than fetching those at random; slabs small enough that the prefetched one waits
+  // in L2) stream the next slab, the others prefetch kAhead blocks ahead.
   const int64_t slab_bytes = M * block_bytes;
+  const bool cold = P * slab_bytes > (int64_t{1} << 20);
   const bool dense = P > 1 && block_bytes < 64 && L * 64 >= slab_bytes && slab_bytes <= (int64_t{1} << 18);
+  const Prefetch prefetch = !cold ? Prefetch::kNone : dense ? Prefetch::kNextSlab : Prefetch::kAhead;
   at::parallel_for(0, P * L, grain_for(per_item), [&](int64_t begin, int64_t end) {
     gather_range<Copy>(static_cast<char*>(out), static_cast<const char*>(data), indices, P, L, M,
-                       block_bytes, per_outer, dense, begin, end);
+                       block_bytes, per_outer, prefetch, begin, end);
   });
 }
 
