@@ -322,6 +322,16 @@ def test_batch_gather_block_sizes_and_regimes(threads):
                     grad = torch.from_numpy(r.standard_normal((B, L, block))).to(dtype)
                     expected = torch.zeros_like(data).index_add_(1, idx, grad)
                     assert_close(C2.batch_gather_gradient(data, idx, grad), expected, rtol=1e-5, atol=1e-5)
+        # Data past the size where the gather prefetches (1 MiB): narrow blocks stream the next
+        # slab, wider ones prefetch block by block.
+        for dtype, block in [(torch.float16, 1), (torch.float32, 1), (torch.float32, 2), (torch.float64, 8)]:
+            data = torch.from_numpy(r.standard_normal((3000, 256, block))).to(dtype)
+            for L in (40, 3, 700):
+                idx = torch.from_numpy(r.integers(0, 256, size=L))
+                assert torch.equal(C2.batch_gather(data, idx), data[:, idx])
+                idx2 = torch.from_numpy(r.integers(0, 256, size=(3000, L)))
+                expected = torch.gather(data, 1, idx2.unsqueeze(-1).expand(3000, L, block))
+                assert torch.equal(C2.batch_gather(data, idx2, match_outer=True), expected)
     finally:
         torch.set_num_threads(old)
 
