@@ -328,6 +328,16 @@ def test_small_batch_offsets_memo_gives_each_call_its_own_offsets(monkeypatch) -
         np.testing.assert_array_equal(fused(i, n).numpy(), np_sls_quantized(q, sc, b, idx, lengths))
         np.testing.assert_allclose(flt(i, n).detach().numpy(), np_sls_float(x, idx, lengths), rtol=1e-6, atol=1e-6)
     assert 0 < len(fq._OFFSETS) <= 5
+    # an entry made under inference_mode or another default device still serves a training
+    # call on the CPU (its backward saves the offsets)
+    fq._OFFSETS.clear()
+    w = torch.randn(10, 4, dtype=torch.float64)
+    ids, lens = torch.tensor([1, 2, 2]), torch.tensor([3])
+    with torch.inference_mode(), torch.device("meta"):
+        fq.sparse_lengths_reduce(w, ids, lens)
+    w.requires_grad_()
+    fq.sparse_lengths_reduce(w, ids, lens).sum().backward()
+    assert w.grad[2].tolist() == [2.0] * 4
     # a short or negative length is still refused (the memo is only read after the checks)
     with pytest.raises(ValueError):
         fused(torch.tensor([1, 2]), torch.tensor([1], dtype=torch.int32))

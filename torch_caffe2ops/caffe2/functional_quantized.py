@@ -107,7 +107,10 @@ def _checked_offsets(lengths: Tensor, n: int, dtype: torch.dtype) -> Optional[Te
     if offsets is None:
         if len(_OFFSETS) >= _OFFSETS_LIMIT:
             _OFFSETS.clear()
-        offsets = torch.tensor([0, *itertools.accumulate(host)], dtype=dtype)
+        # An ordinary CPU tensor whatever the caller's context: one made under inference_mode
+        # could not be saved for a later backward, and a default device would move it.
+        with torch.inference_mode(False):
+            offsets = torch.tensor([0, *itertools.accumulate(host)], dtype=dtype, device="cpu")
         _OFFSETS[key] = offsets
     return offsets
 
