@@ -1,4 +1,4 @@
-// BatchSparseToDense (2.3) and BatchDenseToSparse (2.4): the (lengths, indices) pairs name
+// BatchSparseToDense and BatchDenseToSparse: the (lengths, indices) pairs name
 // cells dense[row(k), indices[k]]; one op scatters values into them, the other gathers.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
