@@ -4,8 +4,9 @@ The registered schema (``torch.ops.caffe2ops.<op>.default._schema``) is the one 
 op's argument types. The wrappers do not restate it: they call the op at once, and only when
 the dispatcher refuses an argument does :func:`check_arguments` read the schema and raise a
 :class:`TypeError` that names the wrapper and the argument. The success path therefore costs
-one generated Python function (a few type tests, one C call to
-``_are_functorch_transforms_active``) over the raw op, whose Python frame it saves.
+one generated Python function over the raw op (a few type tests, one C call to
+``_are_functorch_transforms_active`` and one to ``torch.compiler.is_compiling``), and it saves
+the packet's own Python frame.
 
 Under a ``torch.func`` transform that differentiates, the call goes to the op's
 ``autograd.Function`` instead (:mod:`torch_caffe2ops._func`).
@@ -19,7 +20,6 @@ from .. import _func
 
 C2 = torch.ops.caffe2ops
 _transforms_active = torch._C._are_functorch_transforms_active
-
 
 
 def call(op: Any, *args: Any) -> Any:
