@@ -299,7 +299,7 @@ def test_batch_gather_any_dtype(dtype):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_batch_gather_block_sizes_and_regimes(threads):
-    # Every block width the CPU gather specialises (1 to 256 bytes) and one it does not, with
+    # Block widths of every copy class (1 to 400 bytes), with
     # few indices per slab (blocks prefetched one by one) and many (the next slab streamed),
     # over enough positions that the work is split between threads mid-row.
     r = rng(21)
@@ -322,6 +322,12 @@ def test_batch_gather_block_sizes_and_regimes(threads):
                     grad = torch.from_numpy(r.standard_normal((B, L, block))).to(dtype)
                     expected = torch.zeros_like(data).index_add_(1, idx, grad)
                     assert_close(C2.batch_gather_gradient(data, idx, grad), expected, rtol=1e-5, atol=1e-5)
+        # Every copy width class: byte blocks of 1 to 300 bytes (exact powers of two, the
+        # overlapping pairs between them, and longer rows).
+        for block in range(1, 301):
+            data = torch.from_numpy(r.integers(0, 255, size=(3, 20, block), dtype=np.uint8))
+            idx = torch.from_numpy(r.integers(0, 20, size=11))
+            assert torch.equal(C2.batch_gather(data, idx), data[:, idx]), block
         # Data past the size where the gather prefetches (1 MiB): narrow blocks stream the next
         # slab, wider ones prefetch block by block.
         for dtype, block in [(torch.float16, 1), (torch.float32, 1), (torch.float32, 2), (torch.float64, 8)]:

@@ -94,7 +94,8 @@ def test_concat_random(seed, name):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_concat_split_many_short_pieces(threads):
     # Many rows of short pieces (1 byte to a few KiB, and one over the 256 KiB chunk), enough
-    # (row, piece) items that the threads' shares start and end mid-row and mid-tile.
+    # (row, piece) items that the threads' shares start and end mid-row and mid-tile; runs of
+    # equal widths next to single ones.
     r = np.random.default_rng(5)
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -102,7 +103,12 @@ def test_concat_split_many_short_pieces(threads):
         for dtype, rows, widths in [(torch.uint8, 3001, [1, 3, 64, 7, 300]),
                                     (torch.float32, 517, [64] + [16] * 20),
                                     (torch.float64, 40, [1, 2, 3, 5, 700, 9]),
-                                    (torch.float32, 3, [70000, 5, 1])]:
+                                    (torch.float32, 3, [70000, 5, 1]),
+                                    # every copy width from 0 to 300 bytes, with output that fits in
+                                    # the cache and output that does not (two loop orders)
+                                    (torch.uint8, 9, list(range(301))),
+                                    (torch.uint8, 40, list(range(301))[::-1]),
+                                    (torch.int16, 9000, [1, 2, 3, 5, 8, 8, 9, 17, 33, 0, 65, 65, 129, 128])]:
             xs = [torch.from_numpy(r.integers(0, 100, size=(rows, w))).to(dtype) for w in widths]
             out, _ = C2.concat(xs, 1)
             assert torch.equal(out, torch.cat(xs, 1))

@@ -8,8 +8,8 @@
 //
 // Speed notes. The gathered blocks are typically a few bytes (one dense feature, 4 bytes) to
 // a few hundred (an embedding row): a call per block (memcpy) or a loop with a run-time trip
-// count costs more than the copy, so each common block size gets its own loop with a
-// fixed-size copy. The source rows are picked at random, so the hardware prefetcher cannot
+// count costs more than the copy, so each width class gets its own loop of fixed-size moves
+// (width_copy.h). The source rows are picked at random, so the hardware prefetcher cannot
 // see them coming: each loop prefetches the block kAhead positions ahead, which keeps
 // several cache misses in flight on one core instead of one.
 #include <ATen/Parallel.h>
@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "common/parallel.h"
+#include "common/width_copy.h"
 
 namespace caffe2ops {
 
@@ -32,17 +33,6 @@ inline void prefetch_block(const char* p, int64_t bytes) {
   const int64_t n = std::min<int64_t>(bytes, 256);
   for (int64_t o = 0; o < n; o += 64) __builtin_prefetch(p + o);
 }
-
-template <int64_t kBytes>
-struct FixedCopy {
-  static constexpr int64_t bytes(int64_t) { return kBytes; }
-  static void copy(char* dst, const char* src, int64_t) { std::memcpy(dst, src, kBytes); }
-};
-
-struct AnyCopy {
-  static int64_t bytes(int64_t n) { return n; }
-  static void copy(char* dst, const char* src, int64_t n) { std::memcpy(dst, src, n); }
-};
 
 // Output positions [begin, end) of the flattened [P, L] index space, walked without a
 // division per position: the index row and the data slab change only at row boundaries.
@@ -123,24 +113,9 @@ template <typename index_t>
 void gather_blocks(void* out, const void* data, const index_t* indices, int64_t P, int64_t L,
                    int64_t M, int64_t block_bytes, bool per_outer) {
   if (P * L == 0 || block_bytes == 0) return;
-  auto run = [&](auto copy) {
+  with_copy_class(copy_class(block_bytes), [&](auto copy) {
     detail::gather_parallel<decltype(copy)>(out, data, indices, P, L, M, block_bytes, per_outer);
-  };
-  switch (block_bytes) {
-    case 1: return run(detail::FixedCopy<1>{});
-    case 2: return run(detail::FixedCopy<2>{});
-    case 4: return run(detail::FixedCopy<4>{});
-    case 8: return run(detail::FixedCopy<8>{});
-    case 12: return run(detail::FixedCopy<12>{});
-    case 16: return run(detail::FixedCopy<16>{});
-    case 24: return run(detail::FixedCopy<24>{});
-    case 32: return run(detail::FixedCopy<32>{});
-    case 48: return run(detail::FixedCopy<48>{});
-    case 64: return run(detail::FixedCopy<64>{});
-    case 128: return run(detail::FixedCopy<128>{});
-    case 256: return run(detail::FixedCopy<256>{});
-    default: return run(detail::AnyCopy{});
-  }
+  });
 }
 
 namespace detail {
