@@ -33,8 +33,11 @@ C2_SIMD_CLONES inline void copy_bytes(char* dst, const char* src, int64_t n) {
 
 namespace width {
 
+// kVector: the copy is wide enough for a loop of them to gain from being compiled for wider
+// vectors (simd_loop).
 template <int64_t kBytes>
 struct Exact {
+  static constexpr bool kVector = kBytes >= 32;
   static constexpr int64_t bytes(int64_t) { return kBytes; }
   C2_ALWAYS_INLINE static void copy(char* dst, const char* src, int64_t) {
     std::memcpy(dst, src, kBytes);
@@ -43,6 +46,7 @@ struct Exact {
 
 template <int64_t kBytes>
 struct Overlap {
+  static constexpr bool kVector = kBytes >= 32;
   static constexpr int64_t bytes(int64_t n) { return n; }
   C2_ALWAYS_INLINE static void copy(char* dst, const char* src, int64_t n) {
     std::memcpy(dst, src, kBytes);
@@ -51,6 +55,7 @@ struct Overlap {
 };
 
 struct LongCopy {
+  static constexpr bool kVector = true;
   static constexpr int64_t bytes(int64_t n) { return n; }
   C2_ALWAYS_INLINE static void copy(char* dst, const char* src, int64_t n) { copy_bytes(dst, src, n); }
 };
