@@ -187,7 +187,7 @@ void scatter_add_blocks(scalar_t* grad_data, const scalar_t* grad, const index_t
     at::parallel_for(0, P, grain_for((L + M) * block * sizeof(scalar_t)), [&](int64_t b, int64_t e) {
       for (int64_t p = b; p < e; ++p) {
         scalar_t* slab = grad_data + p * M * block;
-        std::fill(slab, slab + M * block, scalar_t(0));
+        zero_bytes(reinterpret_cast<char*>(slab), M * block * static_cast<int64_t>(sizeof(scalar_t)));
         detail::accumulate_batch(slab, grad + p * L * block, indices + (per_outer ? p * L : 0), L, block);
       }
     });
@@ -203,7 +203,8 @@ void scatter_add_blocks(scalar_t* grad_data, const scalar_t* grad, const index_t
     if (split || block < 16) {
       const int64_t tasks = split ? at::get_num_threads() : 1;
       at::parallel_for(0, M, (M + tasks - 1) / tasks, [&](int64_t m0, int64_t m1) {
-        std::fill(grad_data + m0 * block, grad_data + m1 * block, scalar_t(0));
+        zero_bytes(reinterpret_cast<char*>(grad_data + m0 * block),
+                   (m1 - m0) * block * static_cast<int64_t>(sizeof(scalar_t)));
         if (m0 == 0 && m1 == M) return detail::accumulate_batch(grad_data, grad, indices, L, block);
         for (int64_t i = 0; i < L; ++i) {
           const int64_t m = static_cast<int64_t>(indices[i]);
@@ -216,7 +217,8 @@ void scatter_add_blocks(scalar_t* grad_data, const scalar_t* grad, const index_t
     const int64_t min_cols = std::max<int64_t>(16, grain_for((L + M) * sizeof(scalar_t)));
     at::parallel_for(0, block, min_cols, [&](int64_t c0, int64_t c1) {
       for (int64_t m = 0; m < M; ++m) {
-        std::fill(grad_data + m * block + c0, grad_data + m * block + c1, scalar_t(0));
+        zero_bytes(reinterpret_cast<char*>(grad_data + m * block + c0),
+                   (c1 - c0) * static_cast<int64_t>(sizeof(scalar_t)));
       }
       if (c0 == 0 && c1 == block) return detail::accumulate_batch(grad_data, grad, indices, L, block);
       detail::accumulate_rows<0>(grad_data, grad, indices, L, block, c0, c1);

@@ -31,6 +31,20 @@ C2_SIMD_CLONES inline void copy_bytes(char* dst, const char* src, int64_t n) {
   if (i < n) std::memcpy(dst + n - 32, src + n - 32, 32);
 }
 
+// Zeroes n bytes with plain vector stores. std::fill(..., 0) becomes glibc's memset, whose
+// `rep stosb` measured 1.3x slower than these stores on freshly mapped output (a gather
+// gradient's 64 MB: 43 ms against 33 ms, most of it page faults either way).
+C2_SIMD_CLONES inline void zero_bytes(char* dst, int64_t n) {
+  static constexpr char kZeros[64] = {};
+  if (n < 64) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = 0;
+    return;
+  }
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) std::memcpy(dst + i, kZeros, 64);
+  if (i < n) std::memcpy(dst + n - 64, kZeros, 64);
+}
+
 namespace width {
 
 // kVector: the copy is wide enough for a loop of them to gain from being compiled for wider

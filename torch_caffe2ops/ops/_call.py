@@ -6,7 +6,7 @@ the dispatcher refuses an argument does :func:`check_arguments` read the schema 
 :class:`TypeError` that names the wrapper and the argument. The success path therefore costs
 one generated Python function over the raw op (a few type tests, one C call to
 ``_are_functorch_transforms_active`` and one to ``torch.compiler.is_compiling``), and it saves
-the packet's own Python frame.
+the packet's own Python frame and overload resolution.
 
 Under a ``torch.func`` transform that differentiates, the call goes to the op's
 ``autograd.Function`` instead (:mod:`torch_caffe2ops._func`).
@@ -52,13 +52,13 @@ def _make_caller(op: Any) -> Callable[..., Any]:
 
     The dispatcher converts some scalars the wrappers have always refused (None or a float for
     a bool, a Tensor for a number): those few arguments are tested before the call, by type
-    alone, at a few tens of nanoseconds each. The call goes to the packet's C++ entry point
-    (``packet._op``: the packet's ``__call__`` only adds a Python frame for ops taking script
-    objects, which no op here does); under ``torch.compile`` to the packet itself, which
-    Dynamo knows."""
+    alone, at a few tens of nanoseconds each. The call goes to the C++ entry point of the op's
+    one overload (``packet.default._op``: it skips the packet's Python ``__call__`` frame and
+    its overload resolution, 0.9 us for a concat of 21 tensors); under ``torch.compile`` to the
+    packet itself, which Dynamo knows."""
     name = op._qualified_op_name.split("::")[1]
     env: Dict[str, Any] = {
-        "name": name, "op": op, "raw": getattr(op, "_op", op), "check_arguments": check_arguments,
+        "name": name, "op": op, "raw": op.default._op, "check_arguments": check_arguments,
         "transforms_active": _transforms_active, "route": _func.route, "NOT_ROUTED": _func.NOT_ROUTED,
         "is_compiling": _is_compiling,
     }
