@@ -963,3 +963,30 @@ def test_lengths_whose_sum_wraps_int64_raise():
         C2.batch_dense_to_sparse(big, torch.zeros(0, dtype=torch.long), torch.zeros(4, 3))
     with pytest.raises(RuntimeError, match="batch_bucketize: the sum of lengths does not fit int64"):
         C2.batch_bucketize(torch.zeros(2, 4), torch.tensor([0, 1, 2, 3]), torch.zeros(0), big)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gather_gradients_read_strided_grads_in_place(threads):
+    # Expanded (the backward of a sum), transposed and sliced gradients give bit for bit the
+    # result of the same values made contiguous, whether or not they view as [P, L, block].
+    r = rng(33)
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for B, M, T, L in [(40, 30, 16, 25), (1, 5000, 1, 3000), (1, 70, 48, 40), (6, 9, 3, 11)]:
+            data = torch.randn(B, M, T, dtype=torch.float64)
+            idx = torch.from_numpy(r.integers(0, M, size=L))
+            grads = [torch.tensor(1.5, dtype=torch.float64).expand(B, L, T),
+                     torch.randn(T, L, B, dtype=torch.float64).permute(2, 1, 0),
+                     torch.randn(B, L, 2 * T, dtype=torch.float64)[:, :, ::2],
+                     torch.randn(B, 1, T, dtype=torch.float64).expand(B, L, T)]
+            for g in grads:
+                got = C2.batch_gather_gradient(data, idx, g)
+                assert torch.equal(got, C2.batch_gather_gradient(data, idx, g.contiguous()))
+                assert_close(got, torch.zeros_like(data).index_add_(1, idx, g))
+            perm = torch.from_numpy(r.permutation(M)).to(torch.int32)
+            for g in [torch.tensor(2.0).expand(M, T), torch.randn(T, M).t(), torch.randn(M, 1).expand(M, T)]:
+                got = C2.batch_permutation_gradient(perm, g)
+                assert torch.equal(got, C2.batch_permutation_gradient(perm, g.contiguous()))
+    finally:
+        torch.set_num_threads(old)

@@ -13,9 +13,13 @@
 // see them coming: each loop prefetches the block kAhead positions ahead, which keeps
 // several cache misses in flight on one core instead of one.
 #include <ATen/Parallel.h>
+#include <ATen/TensorUtils.h>
+#include <ATen/core/Tensor.h>
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
+#include <type_traits>
 
 #include "common/parallel.h"
 #include "common/simd.h"
@@ -137,38 +141,60 @@ void gather_blocks(void* out, const void* data, const index_t* indices, int64_t 
   });
 }
 
+// Element strides of the gradient viewed as [P, L, block]. A gradient that arrives expanded
+// (the backward of a sum) or transposed is read where it is instead of being copied first.
+struct GradStrides {
+  int64_t p, l, c;
+};
+
+// The strides of `grad` viewed as [P, L, block], when such a view exists (always for a
+// contiguous or expanded gradient); nullopt otherwise.
+inline std::optional<GradStrides> grad_strides(const at::Tensor& grad, int64_t P, int64_t L, int64_t block) {
+  const int64_t shape[3] = {P, L, block};
+  auto strides = at::detail::computeStride(grad.sizes(), grad.strides(), at::IntArrayRef(shape, 3));
+  if (!strides) return std::nullopt;
+  return GradStrides{(*strides)[0], (*strides)[1], (*strides)[2]};
+}
+
 namespace detail {
 
-// grad_data[p, idx(p, i), c] += grad[p, i, c] for the rows of one outer batch p and the
-// columns [c0, c1), in increasing i. kBlock > 0 fixes the block width at compile time.
+// grad_data[p, idx(p, i), c] += grad[p, i, c] for the rows of one outer batch p (grad points
+// at its first element) and the columns [c0, c1), in increasing i. kBlock > 0 fixes the block
+// width at compile time and needs unit column stride.
 template <int64_t kBlock, typename scalar_t, typename index_t>
-void accumulate_rows(scalar_t* slab, const scalar_t* grad, const index_t* idx, int64_t L,
-                     int64_t block, int64_t c0, int64_t c1) {
+C2_ALWAYS_INLINE void accumulate_rows(scalar_t* slab, const scalar_t* grad, const index_t* idx, int64_t L,
+                     int64_t block, int64_t c0, int64_t c1, GradStrides gs) {
   if constexpr (kBlock > 0) {
     for (int64_t i = 0; i < L; ++i) {
       scalar_t* dst = slab + static_cast<int64_t>(idx[i]) * kBlock;
-      const scalar_t* src = grad + i * kBlock;
+      const scalar_t* src = grad + i * gs.l;
       for (int64_t c = 0; c < kBlock; ++c) dst[c] += src[c];
+    }
+  } else if (gs.c == 1) {
+    for (int64_t i = 0; i < L; ++i) {
+      scalar_t* dst = slab + static_cast<int64_t>(idx[i]) * block;
+      const scalar_t* src = grad + i * gs.l;
+      for (int64_t c = c0; c < c1; ++c) dst[c] += src[c];
     }
   } else {
     for (int64_t i = 0; i < L; ++i) {
       scalar_t* dst = slab + static_cast<int64_t>(idx[i]) * block;
-      const scalar_t* src = grad + i * block;
-      for (int64_t c = c0; c < c1; ++c) dst[c] += src[c];
+      const scalar_t* src = grad + i * gs.l;
+      for (int64_t c = c0; c < c1; ++c) dst[c] += src[c * gs.c];
     }
   }
 }
 
 template <typename scalar_t, typename index_t>
-void accumulate_batch(scalar_t* slab, const scalar_t* grad, const index_t* idx, int64_t L,
-                      int64_t block) {
-  switch (block) {
-    case 1: return accumulate_rows<1>(slab, grad, idx, L, block, 0, block);
-    case 2: return accumulate_rows<2>(slab, grad, idx, L, block, 0, block);
-    case 4: return accumulate_rows<4>(slab, grad, idx, L, block, 0, block);
-    case 8: return accumulate_rows<8>(slab, grad, idx, L, block, 0, block);
-    case 16: return accumulate_rows<16>(slab, grad, idx, L, block, 0, block);
-    default: return accumulate_rows<0>(slab, grad, idx, L, block, 0, block);
+C2_ALWAYS_INLINE void accumulate_batch(scalar_t* slab, const scalar_t* grad, const index_t* idx, int64_t L,
+                      int64_t block, GradStrides gs) {
+  switch (gs.c == 1 ? block : 0) {
+    case 1: return accumulate_rows<1>(slab, grad, idx, L, block, 0, block, gs);
+    case 2: return accumulate_rows<2>(slab, grad, idx, L, block, 0, block, gs);
+    case 4: return accumulate_rows<4>(slab, grad, idx, L, block, 0, block, gs);
+    case 8: return accumulate_rows<8>(slab, grad, idx, L, block, 0, block, gs);
+    case 16: return accumulate_rows<16>(slab, grad, idx, L, block, 0, block, gs);
+    default: return accumulate_rows<0>(slab, grad, idx, L, block, 0, block, gs);
   }
 }
 
@@ -178,18 +204,22 @@ void accumulate_batch(scalar_t* slab, const scalar_t* grad, const index_t* idx, 
 // task zeroes exactly the part it then accumulates into, which saves a separate pass.
 // Every destination element receives its contributions in increasing i, whatever the thread
 // count, so the float result is deterministic: the work is split over p when there are
-// several outer batches, otherwise over columns of the block.
+// several outer batches, otherwise over columns of the block. grad is read through `gs`.
 template <typename scalar_t, typename index_t>
-void scatter_add_blocks(scalar_t* grad_data, const scalar_t* grad, const index_t* indices,
+void scatter_add_blocks(scalar_t* grad_data, const scalar_t* grad, GradStrides gs, const index_t* indices,
                         int64_t P, int64_t L, int64_t M, int64_t block, bool per_outer) {
   if (P * M * block == 0) return;
   if (P > 1) {
+    // float and double rows are added in the widest vectors the machine has.
+    constexpr bool kVector = std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double>;
     at::parallel_for(0, P, grain_for((L + M) * block * sizeof(scalar_t)), [&](int64_t b, int64_t e) {
-      for (int64_t p = b; p < e; ++p) {
-        scalar_t* slab = grad_data + p * M * block;
-        zero_bytes(reinterpret_cast<char*>(slab), M * block * static_cast<int64_t>(sizeof(scalar_t)));
-        detail::accumulate_batch(slab, grad + p * L * block, indices + (per_outer ? p * L : 0), L, block);
-      }
+      simd_loop<kVector>([&]() C2_INLINE_LAMBDA {
+        for (int64_t p = b; p < e; ++p) {
+          scalar_t* slab = grad_data + p * M * block;
+          zero_bytes(reinterpret_cast<char*>(slab), M * block * static_cast<int64_t>(sizeof(scalar_t)));
+          detail::accumulate_batch(slab, grad + p * gs.p, indices + (per_outer ? p * L : 0), L, block, gs);
+        }
+      });
     });
   } else {
     // One outer batch. When the destination is too large for the cache, the random
@@ -205,11 +235,11 @@ void scatter_add_blocks(scalar_t* grad_data, const scalar_t* grad, const index_t
       at::parallel_for(0, M, (M + tasks - 1) / tasks, [&](int64_t m0, int64_t m1) {
         zero_bytes(reinterpret_cast<char*>(grad_data + m0 * block),
                    (m1 - m0) * block * static_cast<int64_t>(sizeof(scalar_t)));
-        if (m0 == 0 && m1 == M) return detail::accumulate_batch(grad_data, grad, indices, L, block);
+        if (m0 == 0 && m1 == M) return detail::accumulate_batch(grad_data, grad, indices, L, block, gs);
         for (int64_t i = 0; i < L; ++i) {
           const int64_t m = static_cast<int64_t>(indices[i]);
           if (m < m0 || m >= m1) continue;
-          for (int64_t c = 0; c < block; ++c) grad_data[m * block + c] += grad[i * block + c];
+          for (int64_t c = 0; c < block; ++c) grad_data[m * block + c] += grad[i * gs.l + c * gs.c];
         }
       });
       return;
@@ -220,8 +250,8 @@ void scatter_add_blocks(scalar_t* grad_data, const scalar_t* grad, const index_t
         zero_bytes(reinterpret_cast<char*>(grad_data + m * block + c0),
                    (c1 - c0) * static_cast<int64_t>(sizeof(scalar_t)));
       }
-      if (c0 == 0 && c1 == block) return detail::accumulate_batch(grad_data, grad, indices, L, block);
-      detail::accumulate_rows<0>(grad_data, grad, indices, L, block, c0, c1);
+      if (c0 == 0 && c1 == block) return detail::accumulate_batch(grad_data, grad, indices, L, block, gs);
+      detail::accumulate_rows<0>(grad_data, grad, indices, L, block, c0, c1, gs);
     });
   }
 }
