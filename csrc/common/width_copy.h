@@ -6,7 +6,7 @@
 //   Exact<K>    n == K (a power of two up to 256 bytes),
 //   Overlap<K>  K < n < 2K: a K-byte move at the start and one ending at n; they overlap,
 //               which is harmless as source and destination never do,
-//   LongCopy    n > 256: copy_bytes.
+//   LongCopy    n > 256: copy_bytes_inline (256-byte steps).
 // A loop picks its class once (copy_class), then runs with_copy_class(cls, f), which calls
 // f with the class as a type.
 #include <cstdint>
@@ -20,7 +20,7 @@ namespace caffe2ops {
 // step. glibc's memcpy (which GCC would also substitute for a loop of 8-byte moves) measured
 // slower here: its non-temporal stores for large copies lose 15-30% against ordinary stores
 // into freshly allocated outputs (ATen's copy_ uses ordinary stores too).
-C2_SIMD_CLONES inline void copy_bytes(char* dst, const char* src, int64_t n) {
+C2_ALWAYS_INLINE void copy_bytes_inline(char* dst, const char* src, int64_t n) {
   if (n < 32) {
     for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
     return;
@@ -30,6 +30,9 @@ C2_SIMD_CLONES inline void copy_bytes(char* dst, const char* src, int64_t n) {
   for (; i + 32 <= n; i += 32) std::memcpy(dst + i, src + i, 32);
   if (i < n) std::memcpy(dst + n - 32, src + n - 32, 32);
 }
+
+// The same as a call, for loops that are not cloned themselves.
+C2_SIMD_CLONES inline void copy_bytes(char* dst, const char* src, int64_t n) { copy_bytes_inline(dst, src, n); }
 
 // Zeroes n bytes with plain vector stores. std::fill(..., 0) becomes glibc's memset, whose
 // `rep stosb` measured 1.3x slower than these stores on freshly mapped output (a gather
@@ -71,7 +74,9 @@ struct Overlap {
 struct LongCopy {
   static constexpr bool kVector = true;
   static constexpr int64_t bytes(int64_t n) { return n; }
-  C2_ALWAYS_INLINE static void copy(char* dst, const char* src, int64_t n) { copy_bytes(dst, src, n); }
+  // Inline, not a call: a call through the clones' dispatch costs more than a row of a few
+  // hundred bytes.
+  C2_ALWAYS_INLINE static void copy(char* dst, const char* src, int64_t n) { copy_bytes_inline(dst, src, n); }
 };
 
 }  // namespace width
