@@ -6,7 +6,7 @@ import torch
 from torch_caffe2ops import ops
 import samples
 from utils import (FLOAT_DTYPES, INDEX_DTYPES, assert_close, assert_compile_matches,
-                   assert_script_roundtrip, noncontiguous, on_device, op, opcheck, rng, t)
+                   assert_script_roundtrip, intra_op_threads, noncontiguous, on_device, op, opcheck, rng, t)
 
 C2 = torch.ops.caffe2ops
 
@@ -299,13 +299,11 @@ def test_batch_gather_any_dtype(dtype):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_batch_gather_block_sizes_and_regimes(threads):
-    # Block widths of every copy class (1 to 400 bytes), with
-    # few indices per slab (blocks prefetched one by one) and many (the next slab streamed),
-    # over enough positions that the work is split between threads mid-row.
+    # Block widths of every copy class (1 to 800 bytes), with few indices per slab (blocks
+    # prefetched one by one) and many (the next slab streamed), over enough positions that the
+    # work is split between threads mid-row.
     r = rng(21)
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with intra_op_threads(threads):
         for dtype, block in [(torch.uint8, 1), (torch.float16, 1), (torch.float32, 1), (torch.float64, 1),
                              (torch.float32, 3), (torch.float32, 4), (torch.float64, 3), (torch.float32, 8),
                              (torch.float32, 12), (torch.float32, 16), (torch.float64, 16), (torch.float64, 32),
@@ -338,8 +336,6 @@ def test_batch_gather_block_sizes_and_regimes(threads):
                 idx2 = torch.from_numpy(r.integers(0, 256, size=(3000, L)))
                 expected = torch.gather(data, 1, idx2.unsqueeze(-1).expand(3000, L, block))
                 assert torch.equal(C2.batch_gather(data, idx2, match_outer=True), expected)
-    finally:
-        torch.set_num_threads(old)
 
 
 def test_batch_gather_special_shapes():
@@ -970,9 +966,7 @@ def test_gather_gradients_read_strided_grads_in_place(threads):
     # Expanded (the backward of a sum), transposed and sliced gradients give bit for bit the
     # result of the same values made contiguous, whether or not they view as [P, L, block].
     r = rng(33)
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with intra_op_threads(threads):
         for B, M, T, L in [(40, 30, 16, 25), (1, 5000, 1, 3000), (1, 70, 48, 40), (6, 9, 3, 11)]:
             data = torch.randn(B, M, T, dtype=torch.float64)
             idx = torch.from_numpy(r.integers(0, M, size=L))
@@ -988,5 +982,3 @@ def test_gather_gradients_read_strided_grads_in_place(threads):
             for g in [torch.tensor(2.0).expand(M, T), torch.randn(T, M).t(), torch.randn(M, 1).expand(M, T)]:
                 got = C2.batch_permutation_gradient(perm, g)
                 assert torch.equal(got, C2.batch_permutation_gradient(perm, g.contiguous()))
-    finally:
-        torch.set_num_threads(old)

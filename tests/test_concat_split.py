@@ -5,8 +5,8 @@ import torch
 
 from torch_caffe2ops import ops
 import samples
-from utils import (INDEX_DTYPES, assert_compile_matches, assert_script_roundtrip, noncontiguous,
-                   on_device, opcheck, rng, t)
+from utils import (INDEX_DTYPES, assert_compile_matches, assert_script_roundtrip, intra_op_threads,
+                   noncontiguous, on_device, opcheck, rng, t)
 
 C2 = torch.ops.caffe2ops
 
@@ -97,9 +97,7 @@ def test_concat_split_many_short_pieces(threads):
     # (row, piece) items that the threads' shares start and end mid-row and mid-tile; runs of
     # equal widths next to single ones.
     r = np.random.default_rng(5)
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with intra_op_threads(threads):
         for dtype, rows, widths in [(torch.uint8, 3001, [1, 3, 64, 7, 300]),
                                     (torch.float32, 517, [64] + [16] * 20),
                                     (torch.float64, 40, [1, 2, 3, 5, 700, 9]),
@@ -114,8 +112,6 @@ def test_concat_split_many_short_pieces(threads):
             assert torch.equal(out, torch.cat(xs, 1))
             pieces = C2.split(out, split=widths, axis=1)
             assert all(torch.equal(a, b) for a, b in zip(pieces, xs))
-    finally:
-        torch.set_num_threads(old)
 
 @pytest.mark.parametrize("seed", range(8))
 def test_concat_add_axis_random(seed):

@@ -1,6 +1,7 @@
 """Helpers shared by every family's tests: opcheck, TorchScript round trip in a fresh
 process, torch.compile comparison, running a check from several threads at once, and small
 random-input utilities."""
+import contextlib
 import os
 import subprocess
 import sys
@@ -85,6 +86,17 @@ def in_threads(body, threads=THREADS):
     for w in workers:
         w.join()
     return errors
+
+
+@contextlib.contextmanager
+def intra_op_threads(n):
+    """Runs the block with torch.set_num_threads(n), restoring the count after."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def noncontiguous(x):
