@@ -299,7 +299,7 @@ def test_batch_gather_any_dtype(dtype):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_batch_gather_block_sizes_and_regimes(threads):
-    # Block widths of every copy class (1 to 800 bytes), with few indices per slab (blocks
+    # Block widths of every copy class (1 to 400 bytes), with few indices per slab (blocks
     # prefetched one by one) and many (the next slab streamed), over enough positions that the
     # work is split between threads mid-row.
     r = rng(21)
@@ -324,7 +324,7 @@ def test_batch_gather_block_sizes_and_regimes(threads):
         # overlapping pairs between them, and longer rows).
         for block in range(1, 301):
             data = torch.from_numpy(r.integers(0, 255, size=(3, 20, block), dtype=np.uint8))
-            idx = torch.from_numpy(r.integers(0, 20, size=11))
+            idx = torch.from_numpy(r.integers(0, 20, size=700))  # 2100 positions: split at 2 threads
             assert torch.equal(C2.batch_gather(data, idx), data[:, idx]), block
         # Data past the size where the gather prefetches (1 MiB): narrow blocks stream the next
         # slab, wider ones prefetch block by block.
@@ -964,10 +964,13 @@ def test_lengths_whose_sum_wraps_int64_raise():
 @pytest.mark.parametrize("threads", [1, 2])
 def test_gather_gradients_read_strided_grads_in_place(threads):
     # Expanded (the backward of a sum), transposed and sliced gradients give bit for bit the
-    # result of the same values made contiguous, whether or not they view as [P, L, block].
+    # result of the same values made contiguous, whether or not they view as [P, L, block]; on
+    # every path of the scatter: several batches, one batch of narrow rows, one batch split by
+    # destination rows (4.8 MB, 9000 indices) and one split by columns (160 columns).
     r = rng(33)
     with intra_op_threads(threads):
-        for B, M, T, L in [(40, 30, 16, 25), (1, 5000, 1, 3000), (1, 70, 48, 40), (6, 9, 3, 11)]:
+        for B, M, T, L in [(40, 30, 16, 25), (1, 5000, 1, 3000), (1, 70, 48, 40), (6, 9, 3, 11),
+                           (1, 600000, 1, 9000), (1, 300, 160, 200)]:
             data = torch.randn(B, M, T, dtype=torch.float64)
             idx = torch.from_numpy(r.integers(0, M, size=L))
             grads = [torch.tensor(1.5, dtype=torch.float64).expand(B, L, T),

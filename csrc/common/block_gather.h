@@ -54,10 +54,10 @@ C2_ALWAYS_INLINE void gather_range(char* out, const char* data, const index_t* i
   const int64_t bytes = Copy::bytes(block_bytes);
   const int64_t slab_bytes = M * bytes;
   // Four blocks a step, their sources computed first: the output never overlaps the data
-  // (__restrict), so the compiler may issue the four reads before the four writes, and a
-  // read does not wait behind a write whose address it merely resembles.
+  // (__restrict), so the compiler may issue the four reads before the four writes (a 4-byte
+  // gather from L2: 3.0 us instead of 5.1 us, one block a step). Inlined into each clone.
   auto copy_run = [&](char* __restrict dst, const char* __restrict slab, const index_t* idx, int64_t i0,
-                      int64_t i1) {
+                      int64_t i1) C2_INLINE_LAMBDA {
     int64_t i = i0;
     for (; i + 4 <= i1; i += 4, dst += 4 * bytes) {
       const char* s0 = slab + static_cast<int64_t>(idx[i]) * bytes;

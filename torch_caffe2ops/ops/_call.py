@@ -53,9 +53,11 @@ def _make_caller(op: Any) -> Callable[..., Any]:
     The dispatcher converts some scalars the wrappers have always refused (None or a float for
     a bool, a Tensor for a number): those few arguments are tested before the call, by type
     alone, at a few tens of nanoseconds each. The call goes to the C++ entry point of the op's
-    one overload (``packet.default._op``: it skips the packet's Python ``__call__`` frame and
-    its overload resolution, 0.9 us for a concat of 21 tensors); under ``torch.compile`` to the
-    packet itself, which Dynamo knows."""
+    one overload (``packet.default._op``: it skips the packet's Python ``__call__`` frame, and
+    the packet entry's own overload matching in C++, 0.8 us for a concat of 21 tensors), so a
+    ``__torch_function__`` override or mode sees the overload
+    (``torch.ops.caffe2ops.<op>.default``) as ``func``, not the packet. Under
+    ``torch.compile`` the call goes to the packet itself, which Dynamo knows."""
     name = op._qualified_op_name.split("::")[1]
     env: Dict[str, Any] = {
         "name": name, "op": op, "raw": op.default._op, "check_arguments": check_arguments,
