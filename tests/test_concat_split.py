@@ -106,7 +106,11 @@ def test_concat_split_many_short_pieces(threads):
                                     # the cache and output that does not (two loop orders)
                                     (torch.uint8, 9, list(range(301))),
                                     (torch.uint8, 40, list(range(301))[::-1]),
-                                    (torch.int16, 9000, [1, 2, 3, 5, 8, 8, 9, 17, 33, 0, 65, 65, 129, 128])]:
+                                    (torch.int16, 9000, [1, 2, 3, 5, 8, 8, 9, 17, 33, 0, 65, 65, 129, 128]),
+                                    # widths that change from piece to piece (copied with masked
+                                    # moves where the CPU has AVX-512BW)
+                                    (torch.uint8, 700, [0] + [1 + (37 * i) % 300 for i in range(40)]),
+                                    (torch.float32, 300, [1 + (7 * i) % 64 for i in range(64)])]:
             xs = [torch.from_numpy(r.integers(0, 100, size=(rows, w))).to(dtype) for w in widths]
             out, _ = C2.concat(xs, 1)
             assert torch.equal(out, torch.cat(xs, 1))

@@ -4,6 +4,9 @@
 // dst_stride[p]). Concat and split are both this loop with the roles of input and output
 // swapped; one parallel region over all (piece, row) pairs keeps small pieces cheap.
 #include <ATen/Parallel.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cstring>
@@ -85,6 +88,40 @@ C2_SIMD_CLONES inline void copy_short_pieces(const BlockPiece* pieces, int64_t n
   for (int64_t q = 0; q < p_end; ++q) copy_piece_row(pieces[q], r_end);  // the start of a row the next task ends
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#define C2_MASKED_COPY 1
+inline bool has_avx512bw() {
+  static const bool yes = __builtin_cpu_supports("avx512bw");
+  return yes;
+}
+
+// Items [begin, end) one by one in row-major order, each row of a piece as 64-byte moves and
+// one masked move for the rest: no branch on the width beyond the loop itself, which is what
+// rows of many different widths need (every piece its own run: one unpredictable dispatch
+// each otherwise). Masked-off bytes are neither read nor written. Measured 1.2x-1.3x faster
+// than the runs, and than ATen's loop, for 64 inputs of 1 to 64 floats.
+__attribute__((target("avx512f,avx512bw"))) inline void copy_items_masked(const BlockPiece* pieces, int64_t n,
+                                                                          int64_t begin, int64_t end) {
+  int64_t r = begin / n, q = begin - r * n;
+  for (int64_t k = begin; k < end; ++k) {
+    const BlockPiece& piece = pieces[q];
+    char* dst = piece.dst + r * piece.dst_stride;
+    const char* src = piece.src + r * piece.src_stride;
+    const int64_t bytes = piece.row_bytes;
+    int64_t i = 0;
+    for (; i + 64 <= bytes; i += 64) _mm512_storeu_si512(dst + i, _mm512_loadu_si512(src + i));
+    if (i < bytes) {
+      const __mmask64 mask = (uint64_t{1} << (bytes - i)) - 1;
+      _mm512_mask_storeu_epi8(dst + i, mask, _mm512_maskz_loadu_epi8(mask, src + i));
+    }
+    if (++q == n) {
+      q = 0;
+      ++r;
+    }
+  }
+}
+#endif
+
 }  // namespace detail
 
 inline void copy_pieces(const std::vector<BlockPiece>& pieces, int64_t rows) {
@@ -109,6 +146,15 @@ inline void copy_pieces(const std::vector<BlockPiece>& pieces, int64_t rows) {
         runs.push_back({cls, q, q + 1});
       }
     }
+#ifdef C2_MASKED_COPY
+    // Many pieces whose widths change from one to the next (runs of fewer than 3 on average).
+    if (n >= 8 && 3 * static_cast<int64_t>(runs.size()) > n && detail::has_avx512bw()) {
+      at::parallel_for(0, rows * n, grain_for(avg), [&](int64_t begin, int64_t end) {
+        detail::copy_items_masked(pieces.data(), n, begin, end);
+      });
+      return;
+    }
+#endif
     // Output that fits in L2 is copied piece by piece down each tile (fixed strides, the
     // tightest loops). Larger output goes run by run, each run a row at a time across its
     // pieces, so that a run of many pieces (a ranking model's twenty 16-float features) writes
