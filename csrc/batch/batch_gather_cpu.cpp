@@ -43,14 +43,11 @@ at::Tensor batch_gather_gradient_cpu(const at::Tensor& data, const at::Tensor& i
   const int64_t P = c10::multiply_integers(sizes.begin(), sizes.begin() + axis);
   const int64_t block = c10::multiply_integers(sizes.begin() + axis + 1, sizes.end());
   const int64_t L = match_outer ? idx.numel() / P : idx.numel();
-  // An expanded or permuted grad is read in place when it views as [P, L, block].
-  auto strides = grad_strides(grad, P, L, block);
-  auto g = strides ? grad : grad.contiguous();
-  const GradStrides gs = strides ? *strides : GradStrides{L * block, block, 1};
-  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "batch_gather_gradient", [&] {
+  const auto g = grad_view(grad, P, L, block);
+  AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "batch_gather_gradient", [&] {
     using scalar = scalar_t;
     AT_DISPATCH_INDEX_TYPES(idx.scalar_type(), "batch_gather_gradient", [&] {
-      scatter_add_blocks(out.data_ptr<scalar>(), g.const_data_ptr<scalar>(), gs,
+      scatter_add_blocks(out.data_ptr<scalar>(), g.tensor.const_data_ptr<scalar>(), g.strides,
                          idx.const_data_ptr<index_t>(), P, L, M, block, match_outer);
     });
   });

@@ -33,15 +33,12 @@ at::Tensor batch_permutation_gradient_cpu(const at::Tensor& indices, const at::T
   auto idx = indices.contiguous();
   auto dX = at::empty(dY.sizes(), dY.options());
   const int64_t block = N == 0 ? 0 : dY.numel() / N;
-  // An expanded or permuted dY is read in place when it views as [N, block].
-  auto strides = grad_strides(dY, 1, N, block);
-  auto dy = strides ? dY : dY.contiguous();
-  const GradStrides gs = strides ? *strides : GradStrides{N * block, block, 1};
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dy.scalar_type(),
+  const auto dy = grad_view(dY, 1, N, block);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dY.scalar_type(),
                                   "batch_permutation_gradient", [&] {
     using scalar = scalar_t;
     AT_DISPATCH_INDEX_TYPES(idx.scalar_type(), "batch_permutation_gradient", [&] {
-      scatter_add_blocks(dX.data_ptr<scalar>(), dy.const_data_ptr<scalar>(), gs,
+      scatter_add_blocks(dX.data_ptr<scalar>(), dy.tensor.const_data_ptr<scalar>(), dy.strides,
                          idx.const_data_ptr<index_t>(), 1, N, N, block, false);
     });
   });

@@ -18,7 +18,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <optional>
 #include <type_traits>
 
 #include "common/parallel.h"
@@ -141,19 +140,25 @@ void gather_blocks(void* out, const void* data, const index_t* indices, int64_t 
   });
 }
 
-// Element strides of the gradient viewed as [P, L, block]. A gradient that arrives expanded
-// (the backward of a sum) or transposed is read where it is instead of being copied first.
+// Element strides of the gradient viewed as [P, L, block].
 struct GradStrides {
   int64_t p, l, c;
 };
 
-// The strides of `grad` viewed as [P, L, block], when such a view exists (always for a
-// contiguous or expanded gradient); nullopt otherwise.
-inline std::optional<GradStrides> grad_strides(const at::Tensor& grad, int64_t P, int64_t L, int64_t block) {
+// The gradient to read and its strides as [P, L, block]. One that arrives expanded (the
+// backward of a sum) or transposed is read where it is when such a view exists (always for an
+// expanded one), instead of being copied first; any other is made contiguous.
+struct GradView {
+  at::Tensor tensor;
+  GradStrides strides;
+};
+
+inline GradView grad_view(const at::Tensor& grad, int64_t P, int64_t L, int64_t block) {
   const int64_t shape[3] = {P, L, block};
-  auto strides = at::detail::computeStride(grad.sizes(), grad.strides(), at::IntArrayRef(shape, 3));
-  if (!strides) return std::nullopt;
-  return GradStrides{(*strides)[0], (*strides)[1], (*strides)[2]};
+  if (auto s = at::detail::computeStride(grad.sizes(), grad.strides(), at::IntArrayRef(shape, 3))) {
+    return {grad, GradStrides{(*s)[0], (*s)[1], (*s)[2]}};
+  }
+  return {grad.contiguous(), GradStrides{L * block, block, 1}};
 }
 
 namespace detail {
@@ -170,7 +175,7 @@ C2_ALWAYS_INLINE void accumulate_rows(scalar_t* slab, const scalar_t* grad, cons
       const scalar_t* src = grad + i * gs.l;
       for (int64_t c = 0; c < kBlock; ++c) dst[c] += src[c];
     }
-  } else if (gs.c == 1) {
+  } else if (gs.c == 1) {  // kept apart from the strided loop below so that it vectorises
     for (int64_t i = 0; i < L; ++i) {
       scalar_t* dst = slab + static_cast<int64_t>(idx[i]) * block;
       const scalar_t* src = grad + i * gs.l;
