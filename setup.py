@@ -197,10 +197,12 @@ def _extension():
     sanitize = os.environ.get("SANITIZE", "")
     if sanitize:
         opt = ["-O1", "-g1", f"-fsanitize={sanitize}", "-fno-omit-frame-pointer"]
-    # No -ffast-math: these two only let the compiler vectorise selects and skip errno; IEEE
-    # results are unchanged.
+    # No -ffast-math: -fno-trapping-math and -fno-math-errno only let the compiler vectorise
+    # selects and skip errno; IEEE results are unchanged. -ffp-contract=off: a * b + c is
+    # rounded twice in every SIMD clone, as in the scalar code (GCC would fuse it into an FMA
+    # where the clone's target has one), so results do not depend on the CPU.
     cxx = opt + ["-fopenmp" if TORCH_USES_OPENMP else "-fopenmp-simd"]
-    cxx += ["-fvisibility=hidden", "-fno-trapping-math", "-fno-math-errno"] + _gcc_x86_tuning()
+    cxx += ["-fvisibility=hidden", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=off"] + _gcc_x86_tuning()
     kwargs = dict(
         name=f"{PACKAGE}._C",
         sources=_sources(with_cuda),

@@ -963,10 +963,11 @@ def test_lengths_whose_sum_wraps_int64_raise():
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_gather_gradients_read_strided_grads_in_place(threads):
-    # Expanded (the backward of a sum), transposed and sliced gradients give bit for bit the
-    # result of the same values made contiguous, whether or not they view as [P, L, block]; on
-    # every path of the scatter: several batches, one batch of narrow rows, one batch split by
-    # destination rows (4.8 MB, 9000 indices) and one split by columns (160 columns).
+    # Expanded (the backward of a sum, or one value per row), transposed and sliced gradients
+    # give bit for bit the result of the same values made contiguous, whether or not they view
+    # as [P, L, block]; on every path of the scatter: several batches, one batch of narrow
+    # rows, one batch split by destination rows (4.8 MB, 9000 indices) and one split by columns
+    # (160 columns).
     r = rng(33)
     with intra_op_threads(threads):
         for B, M, T, L in [(40, 30, 16, 25), (1, 5000, 1, 3000), (1, 70, 48, 40), (6, 9, 3, 11),
@@ -976,7 +977,8 @@ def test_gather_gradients_read_strided_grads_in_place(threads):
             grads = [torch.tensor(1.5, dtype=torch.float64).expand(B, L, T),
                      torch.randn(T, L, B, dtype=torch.float64).permute(2, 1, 0),
                      torch.randn(B, L, 2 * T, dtype=torch.float64)[:, :, ::2],
-                     torch.randn(B, 1, T, dtype=torch.float64).expand(B, L, T)]
+                     torch.randn(B, 1, T, dtype=torch.float64).expand(B, L, T),
+                     torch.randn(B, L, 1, dtype=torch.float64).expand(B, L, T)]
             for g in grads:
                 got = C2.batch_gather_gradient(data, idx, g)
                 assert torch.equal(got, C2.batch_gather_gradient(data, idx, g.contiguous()))

@@ -129,7 +129,10 @@ def _reference_mask(n, ratio, seed):
     return np.concatenate(keep)[:n]
 
 
-@pytest.mark.parametrize("seed, n, ratio", [(0, 5000, 0.5), (7, 70001, 0.3), (123, 3, 0.9), (5, 2048, 0.0)])
+# 2^20 elements: about 16 high halves tie with the threshold's, at a ratio that is a multiple
+# of 2^-16 (0.5: ties keep) and at one that is not (0.3: ties need the low half).
+@pytest.mark.parametrize("seed, n, ratio", [(0, 5000, 0.5), (7, 70001, 0.3), (123, 3, 0.9), (5, 2048, 0.0),
+                                            (11, 1 << 20, 0.5), (12, 1 << 20, 0.3)])
 def test_cpu_mask_matches_numpy_philox_reference(seed, n, ratio):
     expected = _reference_mask(n, ratio, seed)
     old = torch.get_num_threads()

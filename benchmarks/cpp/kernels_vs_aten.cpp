@@ -94,6 +94,26 @@ int main(int argc, char** argv) {
     compare("concat 2 x 32 KiB rows, B=1024", [&] { return std::get<0>(concat.call(xs, 1, std::nullopt, false)); },
             [&] { return at::cat(xs, 1); });
   }
+  // A 1 MiB output (64 x 4096 floats) cut into 2, 8 and 64 pieces of random widths, along
+  // axis 1 and, transposed, along axis 0 (whole blocks), as in bench_concat_split.py.
+  for (int n : {2, 8, 64}) {
+    auto cuts = std::get<0>(at::sort(at::randint(0, 4096, {n - 1}, at::kLong)));
+    std::vector<at::Tensor> xs, big;
+    int64_t prev = 0;
+    for (int i = 0; i < n; ++i) {
+      const int64_t cut = i + 1 < n ? cuts[i].item<int64_t>() : 4096;
+      xs.push_back(at::randn({64, cut - prev}));
+      big.push_back(xs.back().t().contiguous());
+      prev = cut;
+    }
+    char name[64];
+    std::snprintf(name, sizeof(name), "concat 1 MiB, n=%d axis=1", n);
+    compare(name, [&] { return std::get<0>(concat.call(xs, 1, std::nullopt, false)); },
+            [&] { return at::cat(xs, 1); });
+    std::snprintf(name, sizeof(name), "concat 1 MiB, n=%d axis=0", n);
+    compare(name, [&] { return std::get<0>(concat.call(big, 0, std::nullopt, false)); },
+            [&] { return at::cat(big, 0); });
+  }
   struct GatherCase {
     const char* name;
     std::vector<int64_t> shape;

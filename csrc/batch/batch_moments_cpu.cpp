@@ -11,6 +11,7 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include <cstring>
 #include <vector>
 
 #include "batch/batch_shapes.h"
@@ -24,22 +25,45 @@ namespace {
 
 constexpr int64_t kRun = 1024;  // elements summed in opmath before promotion to double
 
-// sum and sum of squares of p[0..n) into s, s2 (double). `omp simd reduction` lets the
-// compiler keep one partial sum per vector lane; each kRun chunk is then promoted to double.
+// sum and sum of squares of p[0..n) into s, s2 (double). Each kRun chunk keeps kLanes partial
+// sums (lane k adds elements k, k + kLanes, ...), then adds the lanes in order and promotes the
+// result to double. Every SIMD clone adds in this same order (one 512-bit vector of lanes, two
+// of 256 bits or four of 128), so the sums do not depend on the CPU, which `omp simd reduction`
+// (one partial per lane of whatever width the clone has) did not promise.
+constexpr int kLanes = 16;
+
 template <typename scalar_t>
 C2_ALWAYS_INLINE void run_moments(const scalar_t* p, int64_t n, double& s, double& s2) {
   using acc_t = at::opmath_type<scalar_t>;
+  // GCC's generic vectors: lane k of a Lanes value is the same arithmetic on every target.
+  typedef acc_t Lanes __attribute__((vector_size(kLanes * sizeof(acc_t))));
   for (int64_t base = 0; base < n; base += kRun) {
     const int64_t len = std::min(kRun, n - base);
-    acc_t a = 0, b = 0;
-#pragma omp simd reduction(+ : a, b)
-    for (int64_t i = 0; i < len; ++i) {
-      const acc_t v = static_cast<acc_t>(p[base + i]);
+    const scalar_t* q = p + base;
+    Lanes a = {}, b = {};
+    int64_t i = 0;
+    for (; i + kLanes <= len; i += kLanes) {
+      Lanes v;
+      if constexpr (std::is_same_v<scalar_t, acc_t>) {
+        std::memcpy(&v, q + i, sizeof(v));
+      } else {
+        for (int k = 0; k < kLanes; ++k) v[k] = static_cast<acc_t>(q[i + k]);
+      }
       a += v;
       b += v * v;
     }
-    s += a;
-    s2 += b;
+    for (int k = 0; i < len; ++i, ++k) {
+      const acc_t v = static_cast<acc_t>(q[i]);
+      a[k] += v;
+      b[k] += v * v;
+    }
+    acc_t sa = a[0], sb = b[0];
+    for (int k = 1; k < kLanes; ++k) {
+      sa += a[k];
+      sb += b[k];
+    }
+    s += sa;
+    s2 += sb;
   }
 }
 

@@ -47,10 +47,16 @@ C2_ALWAYS_INLINE uint32_t high_half(const uint32_t* words, int64_t e) {
 
 struct Threshold {
   uint32_t high, low;  // t = high * 2^16 + low, high may be 2^16 (keep nothing)
+  // What the mask loop compares a high half h with: keep when h > keep_above; h == tie needs
+  // the low half. When low is 0 (ratios that are multiples of 2^-16, 0.5 among them) h == high
+  // already means u >= t, so h >= high keeps and nothing ties (tie = -1 matches no h).
+  int32_t keep_above, tie;
   explicit Threshold(double ratio) {
     const uint64_t t = static_cast<uint64_t>(std::ceil(ratio * 4294967296.0));
     high = static_cast<uint32_t>(t >> 16);
     low = static_cast<uint32_t>(t & 0xffffu);
+    keep_above = static_cast<int32_t>(high) - (low == 0 ? 1 : 0);
+    tie = low == 0 ? -1 : static_cast<int32_t>(high);
   }
 };
 
@@ -64,15 +70,16 @@ bool keep_on_tie(PhiloxKey key, int64_t index, const Threshold& t) {
 // A kept element is X * scale (one rounding, as Caffe2 and torch.native_dropout); a dropped
 // one is X * 0, so a dropped NaN or inf still gives NaN, as in Caffe2 and torch.
 template <int kShift, typename scalar_t, typename acc_t>
-C2_ALWAYS_INLINE bool apply_mask_loop(const scalar_t* x, const uint32_t* words, uint32_t t_high,
+C2_ALWAYS_INLINE bool apply_mask_loop(const scalar_t* x, const uint32_t* words, const Threshold& t,
                                       acc_t scale, scalar_t* y, bool* mask, int64_t n) {
+  const int32_t keep_above = t.keep_above, tie = t.tie;
   uint32_t ties = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const uint32_t h = (words[i] >> kShift) & 0xffffu;
+    const int32_t h = static_cast<int32_t>((words[i] >> kShift) & 0xffffu);
     const acc_t v = static_cast<acc_t>(x[i]);
-    ties |= static_cast<uint32_t>(h == t_high);
-    mask[i] = h > t_high;
-    y[i] = static_cast<scalar_t>(h > t_high ? v * scale : v * acc_t(0));
+    ties |= static_cast<uint32_t>(h == tie);
+    mask[i] = h > keep_above;
+    y[i] = static_cast<scalar_t>(h > keep_above ? v * scale : v * acc_t(0));
   }
   return ties != 0;
 }
@@ -81,13 +88,13 @@ C2_ALWAYS_INLINE bool apply_mask_loop(const scalar_t* x, const uint32_t* words, 
 // their high halves. Returns whether any element tied with the threshold (and was
 // provisionally dropped).
 template <typename scalar_t>
-bool apply_mask(const scalar_t* x, const uint32_t* words, uint32_t t_high, at::opmath_type<scalar_t> scale,
+bool apply_mask(const scalar_t* x, const uint32_t* words, const Threshold& t, at::opmath_type<scalar_t> scale,
                 scalar_t* y, bool* mask, int64_t n) {
   constexpr int64_t kHalf = kBlock / 2;
   return simd_loop<std::is_same_v<scalar_t, float>>([&]() C2_INLINE_LAMBDA {
     const int64_t first = std::min(n, kHalf);
-    bool ties = apply_mask_loop<0>(x, words, t_high, scale, y, mask, first);
-    if (n > kHalf) ties |= apply_mask_loop<16>(x + kHalf, words, t_high, scale, y + kHalf, mask + kHalf, n - kHalf);
+    bool ties = apply_mask_loop<0>(x, words, t, scale, y, mask, first);
+    if (n > kHalf) ties |= apply_mask_loop<16>(x + kHalf, words, t, scale, y + kHalf, mask + kHalf, n - kHalf);
     return ties;
   });
 }
@@ -143,7 +150,7 @@ std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t first = b * kBlock, len = std::min(kBlock, n - first);
         philox_words(static_cast<uint64_t>(b) * kCalls, key, kCalls, words, kCalls);
-        if (!apply_mask(xp + first, words, threshold.high, scale, yp + first, mp + first, len)) continue;
+        if (!apply_mask(xp + first, words, threshold, scale, yp + first, mp + first, len)) continue;
         for (int64_t i = 0; i < len; ++i) {
           if (high_half(words, i) == threshold.high && keep_on_tie(key, first + i, threshold)) {
             mp[first + i] = true;
