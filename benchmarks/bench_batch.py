@@ -197,15 +197,18 @@ def ccbmmbg(size, device):
 
 
 def calls(device):
-    """Small calls: (label, wrapper, torch.ops, nearest ATen call, its name)."""
+    """Small calls: (label, wrapper, torch.ops, nearest ATen call, its name, the same ATen op
+    through torch.ops.aten)."""
     data = torch.randn(8, 16, 4, device=device)
     idx = torch.tensor([3, 0, 7, 7], device=device)
     yield ("batch_gather (8,16,4)[4]", lambda: ops.batch_gather(data, idx), lambda: C2.batch_gather(data, idx),
-           lambda: data.index_select(1, idx), "data.index_select(1, idx)")
+           lambda: data.index_select(1, idx), "data.index_select(1, idx)",
+           lambda: torch.ops.aten.index_select.default(data, 1, idx))
     X = torch.randn(16, 8, device=device)
     perm = torch.randperm(16, device=device)
     yield ("batch_permutation (16,8)", lambda: ops.batch_permutation(X, perm), lambda: C2.batch_permutation(X, perm),
-           lambda: X.index_select(0, perm), "X.index_select(0, idx)")
+           lambda: X.index_select(0, perm), "X.index_select(0, idx)",
+           lambda: torch.ops.aten.index_select.default(X, 0, perm))
 
 
 SCENARIOS = {"permutation": permutation, "gather": gather, "sparse_dense": sparse_dense, "mat_mul": mat_mul,

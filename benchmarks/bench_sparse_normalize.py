@@ -30,13 +30,15 @@ def sparse_normalize(size, device):
 
 
 def calls(device):
-    """Small calls: (label, wrapper, torch.ops, nearest ATen call, its name)."""
+    """Small calls: (label, wrapper, torch.ops, nearest ATen call, its name, the same ATen op
+    through torch.ops.aten)."""
     table = torch.randn(100, 16, device=device)
     indices = torch.tensor([3, 7, 7, 50], device=device)
     w, r, a = table.clone(), table.clone(), table.clone()
     yield ("sparse_normalize_ (100,16)[4]", lambda: ops.sparse_normalize_(w, indices, None, True, 1.0),
            lambda: C2.sparse_normalize_(r, indices, None, True, 1.0),
-           lambda: torch.embedding_renorm_(a, indices, 1.0, 2.0), "torch.embedding_renorm_")
+           lambda: torch.embedding_renorm_(a, indices, 1.0, 2.0), "torch.embedding_renorm_",
+           lambda: torch.ops.aten.embedding_renorm_.default(a, indices, 1.0, 2.0))
 
 
 SCENARIOS = {"sparse_normalize": sparse_normalize}

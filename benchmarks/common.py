@@ -132,22 +132,26 @@ def call_time(fn, number=200, rounds=15):
 
 def run_calls(title, calls, args):
     """The per-call table: each small call through the wrapper (torch_caffe2ops.ops), through
-    torch.ops.caffe2ops, and the nearest ATen call doing the same work, in microseconds."""
-    cols = ["call", "threads", "ops wrapper us", "torch.ops us", "ATen us", "wrapper - torch.ops us",
-            "torch.ops - ATen us", "ATen call"]
+    torch.ops.caffe2ops, and the nearest ATen call doing the same work, in microseconds; and
+    that ATen op called through torch.ops.aten, which pays the same generic argument parsing
+    (boxing) as torch.ops.caffe2ops, where ATen's own binding is generated code."""
+    cols = ["call", "threads", "ops wrapper us", "torch.ops us", "ATen us", "torch.ops.aten us",
+            "wrapper - torch.ops us", "torch.ops - ATen us", "torch.ops - torch.ops.aten us", "ATen call"]
     rows = []
     print(f"\n## {title}\n", flush=True)
     print(" | ".join(cols), flush=True)
     for threads in THREAD_COUNTS[args.threads]():
         torch.set_num_threads(threads)
-        for label, wrapper_fn, raw_fn, aten_fn, aten_name in calls(args.device):
-            w, r, a = [], [], []
+        for label, wrapper_fn, raw_fn, aten_fn, aten_name, boxed_fn in calls(args.device):
+            w, r, a, b = [], [], [], []
             for _ in range(5):  # interleaved rounds
                 w.append(call_time(wrapper_fn, rounds=3))
                 r.append(call_time(raw_fn, rounds=3))
                 a.append(call_time(aten_fn, rounds=3))
-            w, r, a = (statistics.median(v) * 1e6 for v in (w, r, a))
-            row = [label, str(threads), f"{w:.2f}", f"{r:.2f}", f"{a:.2f}", f"{w - r:+.2f}", f"{r - a:+.2f}", aten_name]
+                b.append(call_time(boxed_fn, rounds=3))
+            w, r, a, b = (statistics.median(v) * 1e6 for v in (w, r, a, b))
+            row = [label, str(threads), f"{w:.2f}", f"{r:.2f}", f"{a:.2f}", f"{b:.2f}", f"{w - r:+.2f}", f"{r - a:+.2f}",
+                   f"{r - b:+.2f}", aten_name]
             rows.append(row)
             print(" | ".join(row), flush=True)
     torch.set_num_threads(ALL_THREADS)
