@@ -133,8 +133,9 @@ def call_time(fn, number=200, rounds=15):
 def run_calls(title, calls, args):
     """The per-call table: each small call through the wrapper (torch_caffe2ops.ops), through
     torch.ops.caffe2ops, and the nearest ATen call doing the same work, in microseconds; and
-    that ATen op called through torch.ops.aten, which pays the same generic argument parsing
-    (boxing) as torch.ops.caffe2ops, where ATen's own binding is generated code."""
+    the same ATen work as one op called through torch.ops.aten (for split + clone:
+    split_with_sizes_copy), which pays the same generic argument parsing (boxing) as
+    torch.ops.caffe2ops, where ATen's own Python binding is generated code."""
     cols = ["call", "threads", "ops wrapper us", "torch.ops us", "ATen us", "torch.ops.aten us",
             "wrapper - torch.ops us", "torch.ops - ATen us", "torch.ops - torch.ops.aten us", "ATen call"]
     rows = []

@@ -573,6 +573,60 @@ def test_batch_moments_large_paths(shape, order):
     assert_close(var, rv, rtol=1e-5, atol=1e-6)
 
 
+def _moments_in_sixteen_lanes(X):
+    """batch_moments of float32 [N, C, S] (S >= 16) added in the CPU kernel's order: per run of
+    S, chunks of 1024 elements into 16 float32 lanes (element i to lane i % 16), the lanes
+    added in order, each chunk's sum promoted to float64, the runs added in order of N."""
+    N, C, S = X.shape
+    s, s2 = np.zeros(C), np.zeros(C)
+    for n in range(N):
+        for c in range(C):
+            part, part2 = 0.0, 0.0
+            for base in range(0, S, 1024):
+                chunk = X[n, c, base:base + 1024]
+                full = len(chunk) // 16 * 16
+                a, b = np.zeros(16, np.float32), np.zeros(16, np.float32)
+                for r in range(0, full, 16):
+                    v = chunk[r:r + 16]
+                    a, b = a + v, b + v * v
+                tail = chunk[full:]
+                a[:len(tail)] += tail
+                b[:len(tail)] += tail * tail
+                sa, sb = a[0], b[0]
+                for k in range(1, 16):
+                    sa, sb = np.float32(sa + a[k]), np.float32(sb + b[k])
+                part, part2 = part + float(sa), part2 + float(sb)
+            s[c] += part
+            s2[c] += part2
+    return (s / (N * S)).astype(np.float32), (s2 / (N * S)).astype(np.float32)
+
+
+@pytest.mark.cpu_only
+def test_batch_moments_float32_sums_in_a_fixed_order():
+    # The same bits on every CPU: the AVX-512, AVX2 and baseline code all add in this order.
+    # Runs of exactly 1024 with N = 1 divide each float32 sum by a power of two, so the result
+    # shows its every bit (longer runs and N > 1 round the sums together again); a run of
+    # 2500 (two chunks and a tail of 4) as well.
+    for shape in [(1, 6, 1024), (3, 2, 2500)]:
+        X = rng(4).standard_normal(shape).astype(np.float32) * 3 + 1
+        rm, rv = _moments_in_sixteen_lanes(X)
+        for threads in (1, 2):
+            with intra_op_threads(threads):
+                mu, var = C2.batch_moments(t(X))
+            assert np.array_equal(mu.numpy(), rm) and np.array_equal(var.numpy(), rv)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_batch_moments_reduced_precision_long_runs(dtype):
+    # Runs of 16 elements or more (converted to float lane by lane) and a tail.
+    X = rng(5).standard_normal((4, 3, 203)).astype(np.float32)
+    mu, var = C2.batch_moments(t(X).to(dtype))
+    rm, rv = ref_moments(t(X).to(dtype).double().numpy())
+    tol = 1e-2 if dtype == torch.float16 else 2e-2
+    assert_close(mu.double(), rm, rtol=tol, atol=tol)
+    assert_close(var.double(), rv, rtol=tol, atol=tol)
+
+
 @pytest.mark.cpu_only
 def test_batch_moments_deterministic_across_threads():
     X = torch.randn(8, 3, 300, 301)

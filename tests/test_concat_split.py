@@ -107,6 +107,9 @@ def test_concat_split_many_short_pieces(threads):
                                     (torch.uint8, 9, list(range(301))),
                                     (torch.uint8, 40, list(range(301))[::-1]),
                                     (torch.int16, 9000, [1, 2, 3, 5, 8, 8, 9, 17, 33, 0, 65, 65, 129, 128]),
+                                    # narrow rows, output over 1 MiB: tiles of several rows
+                                    (torch.uint8, 300001, [1, 2, 3]),
+                                    (torch.float32, 262147, [1, 1]),
                                     # widths that change from piece to piece (copied with masked
                                     # moves where the CPU has AVX-512BW)
                                     (torch.uint8, 700, [0] + [1 + (37 * i) % 300 for i in range(40)]),

@@ -7,7 +7,7 @@ import torch
 
 from torch_caffe2ops import nn, ops
 import samples
-from utils import assert_compile_matches, assert_script_roundtrip, noncontiguous, on_device, opcheck
+from utils import assert_compile_matches, assert_script_roundtrip, intra_op_threads, noncontiguous, on_device, opcheck
 
 C2 = torch.ops.caffe2ops
 ALL_FLOATS = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
@@ -129,21 +129,28 @@ def _reference_mask(n, ratio, seed):
     return np.concatenate(keep)[:n]
 
 
-# 2^20 elements: about 16 high halves tie with the threshold's, at a ratio that is a multiple
-# of 2^-16 (0.5: ties keep) and at one that is not (0.3: ties need the low half).
+# 2^20 elements: about 16 high halves tie with the threshold's, at ratios that are multiples
+# of 2^-16 (0.5, and 1 - 2^-16 where only the top high half keeps: ties keep) and at one that is
+# not (0.3: ties need the low half); the largest ratio below 1 keeps nothing.
 @pytest.mark.parametrize("seed, n, ratio", [(0, 5000, 0.5), (7, 70001, 0.3), (123, 3, 0.9), (5, 2048, 0.0),
-                                            (11, 1 << 20, 0.5), (12, 1 << 20, 0.3)])
+                                            (11, 1 << 20, 0.5), (12, 1 << 20, 0.3), (13, 1 << 20, 1 - 2**-16),
+                                            (14, 1 << 16, math.nextafter(1.0, 0.0))])
 def test_cpu_mask_matches_numpy_philox_reference(seed, n, ratio):
     expected = _reference_mask(n, ratio, seed)
-    old = torch.get_num_threads()
-    try:
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
+    with intra_op_threads(1):
+        torch.manual_seed(seed)
+        y1, mask1 = C2.dropout(torch.ones(n), ratio)
+    for threads in (1, 2):
+        with intra_op_threads(threads):
             torch.manual_seed(seed)
             y, mask = C2.dropout(torch.ones(n), ratio)
-            assert np.array_equal(mask.numpy(), expected)
-    finally:
-        torch.set_num_threads(old)
+        assert np.array_equal(mask.numpy(), expected)
+        # Y: every kept element (those decided on a tie included) is the one scaled value,
+        # every dropped one 0, the same at any thread count.
+        assert torch.equal(y, y1)
+        assert (y[~mask] == 0).all()
+        if mask.any():
+            assert (y[mask] == y[mask][0]).all() and y[mask][0] >= 1
 
 
 def test_generator_argument(device):

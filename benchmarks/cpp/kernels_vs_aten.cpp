@@ -6,7 +6,7 @@
 // Build and run from the repository root, after scripts/setup.sh:
 //   TP=$(.venv/bin/python -c "import torch, os; print(os.path.dirname(torch.__file__))")
 //   PYLIB=$(.venv/bin/python -c "import sysconfig as s, os; print(os.path.join(s.get_config_var('LIBDIR'), s.get_config_var('LDLIBRARY')))")
-//   g++ -O2 -std=c++17 benchmarks/cpp/kernels_vs_aten.cpp -I$TP/include -I$TP/include/torch/csrc/api/include \
+//   g++ -O2 -std=c++20 benchmarks/cpp/kernels_vs_aten.cpp -I$TP/include -I$TP/include/torch/csrc/api/include \
 //       -L$TP/lib -ltorch -ltorch_cpu -lc10 -Wl,-rpath,$TP/lib -o build/kernels_vs_aten
 //   MALLOC_MMAP_THRESHOLD_=4000000000 MALLOC_TRIM_THRESHOLD_=4000000000 \
 //       build/kernels_vs_aten torch_caffe2ops/_C.abi3.so $PYLIB
@@ -88,6 +88,17 @@ int main(int argc, char** argv) {
       compare(name, [&] { return std::get<0>(concat.call(xs, 1, std::nullopt, false)); },
               [&] { return at::cat(xs, 1); });
     }
+  }
+  // Narrow rows with output over 1 MiB (copied a row, or a few narrow rows, at a time).
+  for (int64_t B : {int64_t{1} << 20, int64_t{1} << 16}) {
+    const int64_t w = B == (int64_t{1} << 20) ? 1 : 8, n = B == (int64_t{1} << 20) ? 2 : 8;
+    std::vector<at::Tensor> xs;
+    for (int64_t i = 0; i < n; ++i) xs.push_back(at::randn({B, w}));
+    char name[64];
+    std::snprintf(name, sizeof(name), "concat %ld x %ld col, B=%ld", static_cast<long>(n), static_cast<long>(w),
+                  static_cast<long>(B));
+    compare(name, [&] { return std::get<0>(concat.call(xs, 1, std::nullopt, false)); },
+            [&] { return at::cat(xs, 1); });
   }
   {
     std::vector<at::Tensor> xs{at::randn({1024, 8000}), at::randn({1024, 8384})};

@@ -5,13 +5,14 @@
 // Helpers called from such a loop must be C2_ALWAYS_INLINE: GCC does not inline an ordinary
 // function into an AVX2 clone on its own, and the clone would run the baseline code.
 //
-// The AVX-512 clone targets x86-64-v4 (AVX-512 F, BW, DQ, VL) rather than AVX-512F alone: with
-// F alone GCC vectorises with 256-bit registers and no mask registers (16 of them, blends and
-// spills), and with VL and BW it uses 512-bit vectors and masks (a dropout of 64K floats went
-// from 29 to 26 us a call). No result depends on the clone: -ffp-contract=off (setup.py,
+// The AVX-512 clone targets x86-64-v4 (AVX-512 F, BW, CD, DQ, VL) rather than AVX-512F alone
+// (from GCC 12, the first that dispatches on an ISA level; older GCC keeps AVX-512F). With F
+// alone GCC vectorises with 256-bit registers and no mask registers (16 of them, blends and
+// spills); with VL and BW it uses 512-bit vectors and masks (a dropout of 64K floats went from
+// 29 to 26 us a call). No result depends on the clone: -ffp-contract=off (setup.py,
 // CMakeLists.txt) keeps GCC from fusing a * b + c into an FMA, which its AVX-512 targets allow.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#if __GNUC__ >= 11
+#if __GNUC__ >= 12
 #define C2_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define C2_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))

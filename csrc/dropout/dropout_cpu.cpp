@@ -3,8 +3,8 @@
 // keep_i = (u_i >= ratio) for a 32-bit uniform u_i, decided as the integer comparison
 // u_i >= t = ceil(ratio * 2^32): P(keep) = 1 - ratio to within 2^-32, and ratio = 0 keeps all.
 // u_i's high 16 bits come from a Philox stream, eight elements per Philox call; only when they
-// equal t's high half (probability 2^-16) are the low 16 bits needed, and those come from a
-// second Philox stream keyed by the element index. This halves the generator work against
+// equal t's high half (probability 2^-16) and t's low half is not 0 are the low 16 bits
+// needed, and those come from a second Philox stream keyed by the element index. This halves the generator work against
 // one 32-bit word per element while keeping the full 32-bit resolution.
 //
 // The key is drawn from PyTorch's CPU generator (advancing it), so manual_seed reproduces the
@@ -152,7 +152,7 @@ std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio
         philox_words(static_cast<uint64_t>(b) * kCalls, key, kCalls, words, kCalls);
         if (!apply_mask(xp + first, words, threshold, scale, yp + first, mp + first, len)) continue;
         for (int64_t i = 0; i < len; ++i) {
-          if (high_half(words, i) == threshold.high && keep_on_tie(key, first + i, threshold)) {
+          if (static_cast<int32_t>(high_half(words, i)) == threshold.tie && keep_on_tie(key, first + i, threshold)) {
             mp[first + i] = true;
             yp[first + i] = static_cast<scalar_t>(static_cast<acc_t>(xp[first + i]) * scale);
           }
