@@ -4,7 +4,8 @@
 
 Large = 16M float32 (the issue's target size). Both sides allocate fresh outputs each call;
 for 80 MB of outputs the first-touch page faults are a large share of the time. PyTorch's
-THP_MEM_ALLOC_ENABLE=1 (huge pages for large CPU allocations) removes most of them.
+THP_MEM_ALLOC_ENABLE=1 (huge pages for large CPU allocations) removes most of them; our kernels
+ask for huge pages for their own outputs of 4 MiB or more (TORCH_CAFFE2OPS_HUGE_PAGES=0: not).
 """
 import torch
 

@@ -3,13 +3,13 @@
 // through the clamp (a NaN never compares below 1e-6).
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
-#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <cmath>
 
 #include "batch/batch_shapes.h"
 #include "common/checks.h"
+#include "common/output.h"
 #include "common/parallel.h"
 #include "common/register.h"
 #include "common/vec_math.h"
@@ -60,7 +60,7 @@ at::Tensor batch_box_cox_cpu(const at::Tensor& data, const at::Tensor& lambda1,
   (void)min_block_size;
   batch_box_cox_check(data, lambda1, lambda2);
   auto x = data.contiguous();
-  auto y = at::empty(x.sizes(), x.options());
+  auto y = empty_output(x.sizes(), x.options());
   if (x.numel() == 0) return y;
   const int64_t N = x.size(0), D = x.numel() / N;
   auto l1 = lambda1.contiguous(), l2 = lambda2.contiguous();

@@ -2,13 +2,13 @@
 // slot ⌊(lower_bound + upper_bound) / 2⌋ over its (sorted) borders is set to 1.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
-#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <algorithm>
 
 #include "batch/batch_shapes.h"
 #include "common/checks.h"
+#include "common/output.h"
 #include "common/parallel.h"
 #include "common/register.h"
 
@@ -25,7 +25,7 @@ at::Tensor batch_bucket_one_hot_cpu(const at::Tensor& data, const at::Tensor& le
   auto x = data.to(compare).contiguous();
   auto b = boundaries.to(compare).contiguous();
   const int64_t N = x.size(0), W = shape[1].expect_int();
-  auto out = at::empty({N, W}, x.options());
+  auto out = empty_output({N, W}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), op, [&] {
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* bp = b.const_data_ptr<scalar_t>();

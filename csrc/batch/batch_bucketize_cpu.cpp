@@ -2,11 +2,11 @@
 // lengths[j]. A linear first-match scan, as in Caffe2, so unsorted borders keep its answer.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
-#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include "batch/batch_shapes.h"
 #include "common/checks.h"
+#include "common/output.h"
 #include "common/parallel.h"
 #include "common/register.h"
 
@@ -23,7 +23,7 @@ at::Tensor batch_bucketize_cpu(const at::Tensor& float_features, const at::Tenso
   auto x = float_features.to(compare).contiguous();
   auto b = boundaries.to(compare).contiguous();
   auto cols = indices.to(at::kLong).contiguous();
-  auto out = at::empty(c10::asIntArrayRefUnchecked(shape), x.options().dtype(at::kInt));
+  auto out = empty_output(c10::asIntArrayRefUnchecked(shape), x.options().dtype(at::kInt));
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), op, [&] {
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* bp = b.const_data_ptr<scalar_t>();

@@ -1,13 +1,13 @@
 // BatchGather: OUTPUT[b, i..., t...] = DATA[b, INDICES[i...], t...] (per batch row
 // INDICES[b, j...] with match_outer); the gradient scatter-adds GRAD back.
 #include <ATen/Dispatch.h>
-#include <ATen/ops/empty.h>
 #include <c10/util/accumulate.h>
 #include <torch/library.h>
 
 #include "batch/batch_shapes.h"
 #include "common/block_gather.h"
 #include "common/checks.h"
+#include "common/output.h"
 #include "common/register.h"
 
 namespace caffe2ops {
@@ -15,7 +15,7 @@ namespace {
 
 at::Tensor batch_gather_cpu(const at::Tensor& data, const at::Tensor& indices, bool match_outer) {
   auto shape = batch_gather_shape(data, indices, match_outer);
-  auto out = at::empty(c10::asIntArrayRefUnchecked(shape), data.options());
+  auto out = empty_output(c10::asIntArrayRefUnchecked(shape), data.options());
   // Caffe2 returns before looking at any index when there is nothing to write.
   if (out.numel() == 0) return out;
   const int64_t B = data.size(0), M = data.size(1);
@@ -34,7 +34,7 @@ at::Tensor batch_gather_cpu(const at::Tensor& data, const at::Tensor& indices, b
 at::Tensor batch_gather_gradient_cpu(const at::Tensor& data, const at::Tensor& indices,
                                      const at::Tensor& grad, int64_t axis, bool match_outer) {
   axis = batch_gather_gradient_check(data, indices, grad, axis, match_outer);
-  auto out = at::empty(data.sizes(), data.options());  // scatter_add_blocks zero-fills it
+  auto out = empty_output(data.sizes(), data.options());  // scatter_add_blocks zero-fills it
   if (out.numel() == 0) return out;
   const int64_t M = data.size(axis);
   check_indices_in_range("batch_gather_gradient", "indices", indices, M, batch_gather_bounds_text(M));

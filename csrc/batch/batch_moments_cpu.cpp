@@ -8,7 +8,6 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
-#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <cstring>
@@ -16,6 +15,7 @@
 
 #include "batch/batch_shapes.h"
 #include "common/checks.h"
+#include "common/output.h"
 #include "common/parallel.h"
 #include "common/register.h"
 #include "common/simd.h"
@@ -154,8 +154,8 @@ std::tuple<at::Tensor, at::Tensor> batch_moments_cpu(const at::Tensor& X, c10::s
   const int64_t outer = v.outer.expect_int(), C = v.channels.expect_int(),
                 inner = v.inner.expect_int();
   auto x = X.contiguous();
-  auto mu = at::empty({C}, x.options());
-  auto var = at::empty({C}, x.options());
+  auto mu = empty_output({C}, x.options());
+  auto var = empty_output({C}, x.options());
   std::vector<double> sum(C, 0.0), sumsq(C, 0.0);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "batch_moments", [&] {
     moments_kernel(x.const_data_ptr<scalar_t>(), outer, C, inner, sum.data(), sumsq.data());
@@ -177,7 +177,7 @@ at::Tensor batch_moments_gradient_cpu(const at::Tensor& dmu, const at::Tensor& d
   const int64_t outer = v.outer.expect_int(), C = v.channels.expect_int(),
                 inner = v.inner.expect_int();
   auto x = X.contiguous();
-  auto dX = at::empty(x.sizes(), x.options());
+  auto dX = empty_output(x.sizes(), x.options());
   if (x.numel() == 0) return dX;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(),
                                   "batch_moments_gradient", [&] {

@@ -1,11 +1,11 @@
 // BatchPermutation: Y[n] = X[indices[n]]; gradient dX[indices[n]] += dY[n].
 #include <ATen/Dispatch.h>
-#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include "batch/batch_shapes.h"
 #include "common/block_gather.h"
 #include "common/checks.h"
+#include "common/output.h"
 #include "common/register.h"
 
 namespace caffe2ops {
@@ -17,7 +17,7 @@ at::Tensor batch_permutation_cpu(const at::Tensor& X, const at::Tensor& indices)
   check_indices_in_range("batch_permutation", "indices", indices, N);
   auto x = X.contiguous();
   auto idx = indices.contiguous();
-  auto Y = at::empty(c10::asIntArrayRefUnchecked(shape), x.options());
+  auto Y = empty_output(c10::asIntArrayRefUnchecked(shape), x.options());
   const int64_t block_bytes = N == 0 ? 0 : x.numel() / N * x.element_size();
   AT_DISPATCH_INDEX_TYPES(idx.scalar_type(), "batch_permutation", [&] {
     gather_blocks(Y.data_ptr(), x.const_data_ptr(), idx.const_data_ptr<index_t>(), 1, N, N,
@@ -31,7 +31,7 @@ at::Tensor batch_permutation_gradient_cpu(const at::Tensor& indices, const at::T
   const int64_t N = dY.size(0);
   check_indices_in_range("batch_permutation_gradient", "indices", indices, N);
   auto idx = indices.contiguous();
-  auto dX = at::empty(dY.sizes(), dY.options());
+  auto dX = empty_output(dY.sizes(), dY.options());
   const int64_t block = N == 0 ? 0 : dY.numel() / N;
   const auto dy = grad_view(dY, 1, N, block);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dY.scalar_type(),

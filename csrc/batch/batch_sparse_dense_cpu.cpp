@@ -2,11 +2,11 @@
 // cells dense[row(k), indices[k]]; one op scatters values into them, the other gathers.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
-#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include "batch/batch_shapes.h"
 #include "common/checks.h"
+#include "common/output.h"
 #include "common/parallel.h"
 #include "common/register.h"
 
@@ -24,7 +24,7 @@ at::Tensor batch_sparse_to_dense_cpu(const at::Tensor& lengths, const at::Tensor
   auto offsets = sparse_layout_offsets(op, lengths, indices, D);
   auto idx = indices.contiguous();
   auto val = values.contiguous();
-  auto dense = at::empty({B, D}, val.options());
+  auto dense = empty_output({B, D}, val.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, val.scalar_type(), op, [&] {
     using scalar = scalar_t;
     const scalar fill = static_cast<scalar>(default_value);
@@ -54,7 +54,7 @@ at::Tensor batch_dense_to_sparse_cpu(const at::Tensor& lengths, const at::Tensor
   auto offsets = sparse_layout_offsets(op, lengths, indices, D);
   auto idx = indices.contiguous();
   auto d = dense.contiguous();
-  auto values = at::empty(idx.sizes(), d.options());
+  auto values = empty_output(idx.sizes(), d.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, d.scalar_type(), op, [&] {
     using scalar = scalar_t;
     AT_DISPATCH_INDEX_TYPES(idx.scalar_type(), op, [&] {

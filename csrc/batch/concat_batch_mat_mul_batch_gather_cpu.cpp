@@ -3,12 +3,12 @@
 // the whole n x n Gram matrix per batch row.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
-#include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include "batch/batch_shapes.h"
 #include "common/checks.h"
+#include "common/output.h"
 #include "common/parallel.h"
 #include "common/register.h"
 #include "common/simd.h"
@@ -28,7 +28,7 @@ at::Tensor concat_batch_mat_mul_batch_gather_cpu(const at::Tensor& indices,
   xs.reserve(n);
   for (const auto& x : inputs) xs.push_back(x.contiguous());
   auto pairs = indices.to(at::kLong).contiguous();
-  auto out = at::empty(c10::asIntArrayRefUnchecked(shape), xs[0].options());
+  auto out = empty_output(c10::asIntArrayRefUnchecked(shape), xs[0].options());
   AT_DISPATCH_FLOATING_TYPES(xs[0].scalar_type(), op, [&] {
     std::vector<const scalar_t*> ptr(n);
     for (int64_t i = 0; i < n; ++i) ptr[i] = xs[i].const_data_ptr<scalar_t>();

@@ -1,11 +1,11 @@
 // Concat / DepthConcat: every input written once into a preallocated output.
-#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <algorithm>
 
 #include "common/block_copy.h"
 #include "common/checks.h"
+#include "common/output.h"
 #include "common/register.h"
 #include "common/schema_args.h"
 #include "concat_split/concat_split_shapes.h"
@@ -18,7 +18,7 @@ std::tuple<at::Tensor, at::Tensor> concat_cpu(const char* op, at::TensorList inp
                                               std::optional<int64_t> axis,
                                               std::optional<c10::string_view> order, bool add_axis) {
   auto plan = concat_plan(op, inputs, axis, optional_string(order), add_axis);
-  auto out = at::empty(c10::asIntArrayRefUnchecked(plan.out_shape), inputs[0].options());
+  auto out = empty_output(c10::asIntArrayRefUnchecked(plan.out_shape), inputs[0].options());
   for (const auto& x : inputs) check_cpu(op, "inputs", x);
   const int64_t el = out.element_size();
   auto out_sizes = out.sizes();
@@ -45,7 +45,7 @@ std::tuple<at::Tensor, at::Tensor> concat_cpu(const char* op, at::TensorList inp
   copy_pieces(pieces, rows);
   // Written in place: at::tensor(vector) costs a second allocation and copy, which shows at
   // batch 1 (a ranking model's feature concat).
-  auto split_info = at::empty({static_cast<int64_t>(plan.sizes.size())}, at::TensorOptions().dtype(at::kInt));
+  auto split_info = empty_output({static_cast<int64_t>(plan.sizes.size())}, at::TensorOptions().dtype(at::kInt));
   std::copy(plan.sizes.begin(), plan.sizes.end(), split_info.data_ptr<int32_t>());
   return {out, split_info};
 }

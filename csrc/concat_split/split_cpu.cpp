@@ -1,10 +1,10 @@
 // Split / DepthSplit and SplitByLengths: every output written once, as a
 // fresh tensor (a custom op may not return views of its input).
-#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include "common/block_copy.h"
 #include "common/checks.h"
+#include "common/output.h"
 #include "common/register.h"
 #include "common/schema_args.h"
 #include "concat_split/concat_split_shapes.h"
@@ -39,7 +39,7 @@ std::vector<at::Tensor> split_copy(const char* op, const at::Tensor& input, int6
     } else {
       out_shape[axis] = s;
     }
-    outs.push_back(at::empty(out_shape, x.options()));
+    outs.push_back(empty_output(out_shape, x.options()));
     const int64_t row_bytes = s * inner * el;
     pieces.push_back({static_cast<char*>(outs.back().data_ptr()),
                       static_cast<const char*>(x.const_data_ptr()) + offset, row_bytes, src_row,

@@ -15,7 +15,6 @@
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/DistributionsHelper.h>
-#include <ATen/ops/empty.h>
 #include <ATen/ops/ones.h>
 #include <torch/library.h>
 
@@ -23,6 +22,7 @@
 #include <mutex>
 
 #include "common/checks.h"
+#include "common/output.h"
 #include "common/parallel.h"
 #include "common/philox.h"
 #include "common/philox_simd.h"
@@ -130,8 +130,8 @@ std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio
     return {X.clone(at::MemoryFormat::Contiguous), at::ones(X.sizes(), X.options().dtype(at::kBool))};
   }
   auto x = X.contiguous();
-  auto Y = at::empty(x.sizes(), x.options());
-  auto mask = at::empty(x.sizes(), x.options().dtype(at::kBool));
+  auto Y = empty_output(x.sizes(), x.options());
+  auto mask = empty_output(x.sizes(), x.options().dtype(at::kBool));
   const int64_t n = x.numel();
   if (n == 0) return {Y, mask};
   const PhiloxKey key(draw_seed(generator));
@@ -170,7 +170,7 @@ at::Tensor dropout_gradient_cpu(const at::Tensor& dY, const std::optional<at::Te
   if (is_test) return dY.clone(at::MemoryFormat::Contiguous);
   auto dy = dY.contiguous();
   auto m = mask->contiguous();
-  auto dX = at::empty(dy.sizes(), dy.options());
+  auto dX = empty_output(dy.sizes(), dy.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dy.scalar_type(), "dropout_gradient", [&] {
     const auto scale = dropout_scale<at::opmath_type<scalar_t>>(ratio);
     const scalar_t* gp = dy.const_data_ptr<scalar_t>();

@@ -3,12 +3,12 @@
 //   dist >= 0 (the hinge point counts as active): dX1 = -y dLoss, dX2 = y dLoss; else 0.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
-#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <type_traits>
 
 #include "common/checks.h"
+#include "common/output.h"
 #include "common/parallel.h"
 #include "common/register.h"
 #include "common/simd.h"
@@ -86,7 +86,7 @@ at::Tensor margin_ranking_criterion_cpu(const at::Tensor& X1, const at::Tensor& 
                                         const at::Tensor& Y, double margin) {
   check_margin_ranking("margin_ranking_criterion", X1, X2, Y);
   auto x1 = X1.contiguous(), x2 = X2.contiguous(), y = Y.contiguous();
-  auto loss = at::empty(x1.sizes(), x1.options());
+  auto loss = empty_output(x1.sizes(), x1.options());
   for_each_chunk(x1, x2, y, kBytesPerElement, [&](auto x1p, auto x2p, auto yp, int64_t i0, int64_t n) {
     using value_t = value_of<decltype(x1p)>;
     loss_kernel(x1p, x2p, yp, static_cast<value_t>(margin), loss.data_ptr<value_t>() + i0, n);
@@ -99,8 +99,8 @@ std::tuple<at::Tensor, at::Tensor> margin_ranking_criterion_gradient_cpu(
     double margin) {
   check_margin_ranking_gradient(X1, X2, Y, dLoss);
   auto x1 = X1.contiguous(), x2 = X2.contiguous(), y = Y.contiguous(), g = dLoss.contiguous();
-  auto dX1 = at::empty(x1.sizes(), x1.options());
-  auto dX2 = at::empty(x2.sizes(), x2.options());  // Caffe2 sizes each gradient like its input
+  auto dX1 = empty_output(x1.sizes(), x1.options());
+  auto dX2 = empty_output(x2.sizes(), x2.options());  // Caffe2 sizes each gradient like its input
   for_each_chunk(x1, x2, y, 2 * kBytesPerElement, [&](auto x1p, auto x2p, auto yp, int64_t i0, int64_t n) {
     using value_t = value_of<decltype(x1p)>;
     grad_kernel(x1p, x2p, yp, g.const_data_ptr<value_t>() + i0, static_cast<value_t>(margin),
