@@ -4,7 +4,7 @@
 
 The large gradients write 64 MB outputs that both sides map afresh on every call; on a VM
 their page faults take most of the time (zeros_like alone: 29 of the 35-41 ms). Our kernels
-ask for 2 MB pages for their large outputs (TORCH_CAFFE2OPS_HUGE_PAGES=0 turns that off), so
+ask for 2 MiB pages for their large outputs (TORCH_CAFFE2OPS_HUGE_PAGES=0 turns that off), so
 by default these rows include that gain. To time the kernels alone, give PyTorch's allocator
 huge pages too (THP_MEM_ALLOC_ENABLE=1) or let malloc reuse memory
 (MALLOC_MMAP_THRESHOLD_=4000000000 MALLOC_TRIM_THRESHOLD_=4000000000).

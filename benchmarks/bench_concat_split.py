@@ -4,7 +4,7 @@ torch.split followed by a copy of each piece (what a user needs for fresh tensor
     .venv/bin/python benchmarks/bench_concat_split.py [--size small|large|both] [--only NAME ...]
 
 A 64 MiB output is above glibc's largest mmap threshold, so every call of either side maps
-fresh pages and the first-touch page faults dominate the large rows (ours ask for 2 MB pages
+fresh pages and the first-touch page faults dominate the large rows (ours ask for 2 MiB pages
 for outputs of 4 MiB or more; TORCH_CAFFE2OPS_HUGE_PAGES=0 turns that off). To time the
 copies themselves, let malloc reuse memory:
     MALLOC_MMAP_THRESHOLD_=4000000000 MALLOC_TRIM_THRESHOLD_=4000000000 .venv/bin/python benchmarks/bench_concat_split.py

@@ -3,7 +3,6 @@
 // the whole n x n Gram matrix per batch row.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
-#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include "batch/batch_shapes.h"
@@ -76,7 +75,7 @@ std::vector<at::Tensor> concat_batch_mat_mul_batch_gather_gradient_cpu(const at:
   std::vector<at::Tensor> xs, outs;
   for (const auto& x : inputs) {
     xs.push_back(x.contiguous());
-    outs.push_back(at::zeros(x.sizes(), x.options()));
+    outs.push_back(empty_output(x.sizes(), x.options()).zero_());
   }
   auto pairs = indices.to(at::kLong).contiguous();
   auto g = grad.contiguous();

@@ -1,5 +1,7 @@
 #include "concat_split/split_pieces.h"
 
+#include "common/output.h"
+
 namespace caffe2ops {
 
 std::vector<at::Tensor> copy_split_pieces(const at::Tensor& input, int64_t axis,
@@ -10,7 +12,7 @@ std::vector<at::Tensor> copy_split_pieces(const at::Tensor& input, int64_t axis,
   for (size_t i = 0; i < sizes.size(); ++i) {
     auto piece = add_axis ? input.select(axis, static_cast<int64_t>(i))
                           : input.narrow(axis, start, sizes[i]);
-    outs.push_back(piece.clone(at::MemoryFormat::Contiguous));
+    outs.push_back(empty_output(piece.sizes(), piece.options()).copy_(piece));
     start += sizes[i];
   }
   return outs;

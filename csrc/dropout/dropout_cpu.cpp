@@ -15,7 +15,6 @@
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/DistributionsHelper.h>
-#include <ATen/ops/ones.h>
 #include <torch/library.h>
 
 #include <cmath>
@@ -127,7 +126,8 @@ std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio
   check_dropout_input("dropout", X, ratio);
   if (is_test) {
     // Unlike Caffe2: Y is a copy (outputs never alias inputs); the mask Caffe2 left unwritten is all True.
-    return {X.clone(at::MemoryFormat::Contiguous), at::ones(X.sizes(), X.options().dtype(at::kBool))};
+    return {empty_output(X.sizes(), X.options()).copy_(X),
+            empty_output(X.sizes(), X.options().dtype(at::kBool)).fill_(true)};
   }
   auto x = X.contiguous();
   auto Y = empty_output(x.sizes(), x.options());
@@ -167,7 +167,7 @@ std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio
 at::Tensor dropout_gradient_cpu(const at::Tensor& dY, const std::optional<at::Tensor>& mask,
                                 double ratio, bool is_test) {
   check_dropout_gradient(dY, mask, ratio, is_test);
-  if (is_test) return dY.clone(at::MemoryFormat::Contiguous);
+  if (is_test) return empty_output(dY.sizes(), dY.options()).copy_(dY);
   auto dy = dY.contiguous();
   auto m = mask->contiguous();
   auto dX = empty_output(dy.sizes(), dy.options());

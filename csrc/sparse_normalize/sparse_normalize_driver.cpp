@@ -1,6 +1,7 @@
 #include "sparse_normalize/sparse_normalize_driver.h"
 
 #include "common/checks.h"
+#include "common/output.h"
 #include "sparse_normalize/sparse_normalize_shapes.h"
 
 namespace caffe2ops {
@@ -9,7 +10,7 @@ at::Tensor sparse_normalize_functional(const char* op, NormalizeRowsFn kernel, c
                                        const at::Tensor& indices, bool use_max_norm, double norm,
                                        bool float16_only) {
   check_sparse_normalize(op, param, indices, norm, float16_only);
-  auto out = param.clone(at::MemoryFormat::Contiguous);  // the one copy
+  auto out = empty_output(param.sizes(), param.options()).copy_(param);  // the one copy
   kernel(op, out, indices, use_max_norm, norm);
   return out;
 }
