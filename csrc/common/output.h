@@ -78,4 +78,7 @@ inline at::Tensor empty_output(at::IntArrayRef sizes, const at::TensorOptions& o
   return out;
 }
 
+// A fresh contiguous copy of x, allocated as above.
+inline at::Tensor copy_output(const at::Tensor& x) { return empty_output(x.sizes(), x.options()).copy_(x); }
+
 }  // namespace caffe2ops

@@ -12,7 +12,7 @@ std::vector<at::Tensor> copy_split_pieces(const at::Tensor& input, int64_t axis,
   for (size_t i = 0; i < sizes.size(); ++i) {
     auto piece = add_axis ? input.select(axis, static_cast<int64_t>(i))
                           : input.narrow(axis, start, sizes[i]);
-    outs.push_back(empty_output(piece.sizes(), piece.options()).copy_(piece));
+    outs.push_back(copy_output(piece));
     start += sizes[i];
   }
   return outs;

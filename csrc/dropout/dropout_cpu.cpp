@@ -4,8 +4,9 @@
 // u_i >= t = ceil(ratio * 2^32): P(keep) = 1 - ratio to within 2^-32, and ratio = 0 keeps all.
 // u_i's high 16 bits come from a Philox stream, eight elements per Philox call; only when they
 // equal t's high half (probability 2^-16) and t's low half is not 0 are the low 16 bits
-// needed, and those come from a second Philox stream keyed by the element index. This halves the generator work against
-// one 32-bit word per element while keeping the full 32-bit resolution.
+// needed, and those come from a second Philox stream keyed by the element index. This halves
+// the generator work against one 32-bit word per element while keeping the full 32-bit
+// resolution.
 //
 // The key is drawn from PyTorch's CPU generator (advancing it), so manual_seed reproduces the
 // mask and successive calls differ. Element i's bits depend only on (key, i): blocks have a
@@ -44,18 +45,19 @@ C2_ALWAYS_INLINE uint32_t high_half(const uint32_t* words, int64_t e) {
   return e < kHalf ? (words[e] & 0xffffu) : (words[e - kHalf] >> 16);
 }
 
+// t = high * 2^16 + low (high may be 2^16: keep nothing). The mask loop keeps a high half h
+// when h > keep_above; h == tie needs the low half. When low is 0 (ratios that are multiples of
+// 2^-16, 0.5 among them) h == high already means u >= t, so h >= high keeps and nothing ties
+// (tie = -1 matches no h).
 struct Threshold {
-  uint32_t high, low;  // t = high * 2^16 + low, high may be 2^16 (keep nothing)
-  // What the mask loop compares a high half h with: keep when h > keep_above; h == tie needs
-  // the low half. When low is 0 (ratios that are multiples of 2^-16, 0.5 among them) h == high
-  // already means u >= t, so h >= high keeps and nothing ties (tie = -1 matches no h).
+  uint32_t low;
   int32_t keep_above, tie;
   explicit Threshold(double ratio) {
     const uint64_t t = static_cast<uint64_t>(std::ceil(ratio * 4294967296.0));
-    high = static_cast<uint32_t>(t >> 16);
+    const auto high = static_cast<int32_t>(t >> 16);
     low = static_cast<uint32_t>(t & 0xffffu);
-    keep_above = static_cast<int32_t>(high) - (low == 0 ? 1 : 0);
-    tie = low == 0 ? -1 : static_cast<int32_t>(high);
+    keep_above = high - (low == 0 ? 1 : 0);
+    tie = low == 0 ? -1 : high;
   }
 };
 
@@ -126,8 +128,7 @@ std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio
   check_dropout_input("dropout", X, ratio);
   if (is_test) {
     // Unlike Caffe2: Y is a copy (outputs never alias inputs); the mask Caffe2 left unwritten is all True.
-    return {empty_output(X.sizes(), X.options()).copy_(X),
-            empty_output(X.sizes(), X.options().dtype(at::kBool)).fill_(true)};
+    return {copy_output(X), empty_output(X.sizes(), X.options().dtype(at::kBool)).fill_(true)};
   }
   auto x = X.contiguous();
   auto Y = empty_output(x.sizes(), x.options());
@@ -152,7 +153,8 @@ std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio
         philox_words(static_cast<uint64_t>(b) * kCalls, key, kCalls, words, kCalls);
         if (!apply_mask(xp + first, words, threshold, scale, yp + first, mp + first, len)) continue;
         for (int64_t i = 0; i < len; ++i) {
-          if (static_cast<int32_t>(high_half(words, i)) == threshold.tie && keep_on_tie(key, first + i, threshold)) {
+          const auto h = static_cast<int32_t>(high_half(words, i));
+          if (h == threshold.tie && keep_on_tie(key, first + i, threshold)) {
             mp[first + i] = true;
             yp[first + i] = static_cast<scalar_t>(static_cast<acc_t>(xp[first + i]) * scale);
           }
@@ -167,7 +169,7 @@ std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio
 at::Tensor dropout_gradient_cpu(const at::Tensor& dY, const std::optional<at::Tensor>& mask,
                                 double ratio, bool is_test) {
   check_dropout_gradient(dY, mask, ratio, is_test);
-  if (is_test) return empty_output(dY.sizes(), dY.options()).copy_(dY);
+  if (is_test) return copy_output(dY);
   auto dy = dY.contiguous();
   auto m = mask->contiguous();
   auto dX = empty_output(dy.sizes(), dy.options());

@@ -10,7 +10,7 @@ at::Tensor sparse_normalize_functional(const char* op, NormalizeRowsFn kernel, c
                                        const at::Tensor& indices, bool use_max_norm, double norm,
                                        bool float16_only) {
   check_sparse_normalize(op, param, indices, norm, float16_only);
-  auto out = empty_output(param.sizes(), param.options()).copy_(param);  // the one copy
+  auto out = copy_output(param);  // the one copy
   kernel(op, out, indices, use_max_norm, norm);
   return out;
 }
