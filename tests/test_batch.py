@@ -216,7 +216,7 @@ def test_batch_permutation_random(seed, itype, dtype):
 
 @pytest.mark.parametrize("itype", INDEX_DTYPES)
 def test_batch_permutation_gradient_long_1d(itype):
-    # 1-D X (K = 1) with repeats: rows are split across threads by destination.
+    # 1-D X (K = 1) with repeats: narrow rows, added by one thread whatever the thread count.
     r = rng(11)
     N = 200_000
     idx = r.integers(0, N, size=N)
@@ -229,6 +229,34 @@ def test_batch_permutation_gradient_long_1d(itype):
             assert_close(C2.batch_permutation_gradient(t(idx, itype), t(dY)), expected, rtol=1e-12, atol=1e-12)
     finally:
         torch.set_num_threads(old)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "expanded"])
+def test_batch_permutation_gradient_rows_written_at_first_use(layout):
+    # A destination over 4 MiB of rows of a cache line or more: each thread owns a range of
+    # rows and writes each at its first contribution, adds the later ones in index order and
+    # zeroes the rows no index names. Bit for bit np.add.at into zeros, whatever the thread
+    # count: repeated rows, unnamed rows, and a -0.0 gradient (0 + -0.0 is +0.0).
+    r = rng(12)
+    N, K = 70_000, 16
+    idx = r.integers(0, N, size=N)
+    values = r.standard_normal((N, K)).astype(np.float32)
+    if layout == "expanded":
+        values[:] = values[:, :1]
+    negzero = np.flatnonzero(np.bincount(idx, minlength=N)[idx] == 1)[:50]
+    values[negzero] = -0.0
+    expected = np.zeros((N, K), np.float32)
+    np.add.at(expected, idx, values)
+    dY = torch.from_numpy(values)
+    if layout == "transposed":
+        dY = dY.t().contiguous().t()
+    elif layout == "expanded":
+        dY = dY[:, :1].expand(N, K)
+    for itype in INDEX_DTYPES:
+        for threads in (1, 2, 3):
+            with intra_op_threads(threads):
+                got = C2.batch_permutation_gradient(t(idx, itype), dY)
+            assert torch.equal(got.view(torch.int32), torch.from_numpy(expected).view(torch.int32)), (itype, threads)
 
 
 def test_batch_permutation_gtest_permutations():
@@ -261,6 +289,33 @@ def test_batch_permutation_errors():
     # K = 0 still validates the indices.
     with pytest.raises(RuntimeError, match="out of range"):
         C2.batch_permutation(torch.randn(3, 0), torch.tensor([0, 9, 1]))
+
+
+@pytest.mark.parametrize("itype", INDEX_DTYPES)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_index_range_check_reports_the_first_bad_position(itype, threads):
+    # The range check scans blocks of indices at full speed and searches one by one only in a
+    # block that holds a bad value: the first bad position must be found whichever block,
+    # thread or lane it falls in, and values at the bounds must pass.
+    n = 40_000
+    X = torch.zeros(n, 0)
+    good = torch.arange(n, dtype=itype).flip(0)
+    assert C2.batch_permutation(X, good).shape == (n, 0)
+    for positions, value in [([0], n), ([4095], -1), ([4096, 4097], n), ([39_999], -1),
+                             ([12_345, 30_000], torch.iinfo(itype).max), ([20_000, 8_191], torch.iinfo(itype).min)]:
+        idx = good.clone()
+        for p in positions:
+            idx[p] = value
+        with intra_op_threads(threads), pytest.raises(
+                RuntimeError, match=rf"value {value} out of range \[0, {n}\) at position {min(positions)}$"):
+            C2.batch_permutation(X, idx)
+    # A bound beyond int32's range (2^31 + 5 rows of nothing): every non-negative int32 index
+    # is in range, and negative ones still are not.
+    M = 2**31 + 5
+    param = torch.zeros(M, 0)
+    assert C2.sparse_normalize(param, torch.tensor([2**31 - 1, 0], dtype=itype)).shape == (M, 0)
+    with pytest.raises(RuntimeError, match=rf"value -1 out of range \[0, {M}\) at position 1"):
+        C2.sparse_normalize(param, torch.tensor([2**31 - 1, -1], dtype=itype))
 
 
 # ------------------------------------------------------------------------- batch_gather

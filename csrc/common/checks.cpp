@@ -4,9 +4,13 @@
 #include <ATen/Parallel.h>
 #include <ATen/ops/nonzero.h>
 
+#include <algorithm>
 #include <atomic>
+#include <limits>
+#include <type_traits>
 
 #include "common/parallel.h"
+#include "common/simd.h"
 
 namespace caffe2ops {
 
@@ -49,23 +53,42 @@ void check_cpu(const char* op, const char* arg, const at::Tensor& t) {
 
 namespace {
 
-// Smallest position whose value is outside [0, bound), or -1. Chunks run in parallel; the
-// atomic minimum keeps the reported position independent of the thread count.
+// Whether any of n indices lies outside [0, last]. Compared as unsigned, a negative index is
+// larger than any bound, so one maximum covers both ends; it vectorises (the loop that stopped
+// at the first bad position did not, and cost a third of a 64K-row permutation gradient).
+template <typename index_t>
+C2_ALWAYS_INLINE bool any_above(const index_t* idx, int64_t n, std::make_unsigned_t<index_t> last) {
+  using U = std::make_unsigned_t<index_t>;
+  U top = 0;
+  for (int64_t i = 0; i < n; ++i) top = std::max(top, static_cast<U>(idx[i]));
+  return top > last;
+}
+
+// Smallest position whose value is outside [0, bound), or -1. Blocks are checked at full speed
+// and only a block that holds a bad index is searched one by one; the atomic minimum keeps the
+// reported position independent of the thread count.
 template <typename index_t>
 int64_t first_out_of_range(const index_t* idx, int64_t n, int64_t bound) {
+  if (n == 0) return -1;
+  if (bound <= 0) return 0;
+  using U = std::make_unsigned_t<index_t>;
+  // A bound beyond index_t's range leaves only the negative values out.
+  const U last = static_cast<U>(std::min<int64_t>(bound - 1, std::numeric_limits<index_t>::max()));
+  constexpr int64_t kBlock = 4096;
   std::atomic<int64_t> first{n};
-  at::parallel_for(0, n, grain_for(sizeof(index_t)), [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end && i < first.load(std::memory_order_relaxed); ++i) {
-      int64_t v = static_cast<int64_t>(idx[i]);
-      if (v < 0 || v >= bound) {
-        int64_t cur = first.load();
-        while (i < cur && !first.compare_exchange_weak(cur, i)) {
-        }
-        break;
+  at::parallel_for(0, n, std::max<int64_t>(kBlock, grain_for(sizeof(index_t))), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end && b < first.load(std::memory_order_relaxed); b += kBlock) {
+      const int64_t e = std::min(end, b + kBlock);
+      if (!simd_loop<true>([&]() C2_INLINE_LAMBDA { return any_above(idx + b, e - b, last); })) continue;
+      int64_t i = b;
+      while (static_cast<U>(idx[i]) <= last) ++i;
+      int64_t cur = first.load();
+      while (i < cur && !first.compare_exchange_weak(cur, i)) {
       }
+      return;
     }
   });
-  int64_t f = first.load();
+  const int64_t f = first.load();
   return f == n ? -1 : f;
 }
 
