@@ -39,6 +39,13 @@ def concat(size, device):
     strided = [x.t().contiguous().t() for x in xs]  # same values, column-major
     yield ("concat n=8 axis=1 strided inputs", lambda: C2.concat(strided, axis=1), lambda: torch.cat(strided, 1),
            2 * sum(x.numel() for x in xs) * 4, "torch.cat(xs, 1)")
+    # NCHW inputs in channels-last memory, concatenated along the channels into Caffe2's
+    # contiguous NCHW output (torch.cat keeps channels-last; .contiguous() makes it NCHW).
+    n_batch = 4 if size == "small" else 256
+    cl = [torch.randn(n_batch, c, 16, 16, device=device).contiguous(memory_format=torch.channels_last)
+          for c in (32, 64, 32, 128)]
+    yield ("concat n=4 axis=1 channels-last inputs", lambda: C2.concat(cl, axis=1),
+           lambda: torch.cat(cl, 1).contiguous(), 2 * sum(x.numel() for x in cl) * 4, "torch.cat(xs, 1).contiguous()")
     xg = [x.clone().requires_grad_(True) for x in xs]
     yield ("concat n=8 fwd+bwd", fwd_bwd(lambda *a: C2.concat(list(a), axis=1)[0], *xg),
            fwd_bwd(lambda *a: torch.cat(a, 1), *xg), 4 * sum(x.numel() for x in xs) * 4,
@@ -58,6 +65,18 @@ def split(size, device):
     yield ("split_by_lengths n=8 axis=1", lambda: C2.split_by_lengths(x, lengths, 8, axis=1),
            lambda: [p.clone() for p in torch.split(x, lengths.tolist(), 1)], 2 * x.numel() * 4,
            "torch.split(x, lengths.tolist(), 1) + clone")
+    # Caffe2's pieces are contiguous: from a column-major or channels-last input the native
+    # composition needs .contiguous() (clone() would keep the input's layout).
+    strided = x.t().contiguous().t()
+    yield ("split n=8 axis=1 strided input", lambda: C2.split(strided, split=widths, axis=1),
+           lambda: [p.contiguous() for p in torch.split(strided, widths, 1)], 2 * x.numel() * 4,
+           "[p.contiguous() for p in torch.split(x, sizes, 1)]")
+    n_batch = 4 if size == "small" else 256
+    cl = torch.randn(n_batch, 256, 16, 16, device=device).contiguous(memory_format=torch.channels_last)
+    channels = [32, 64, 32, 128]
+    yield ("split n=4 axis=1 channels-last input", lambda: C2.split(cl, split=channels, axis=1),
+           lambda: [p.contiguous() for p in torch.split(cl, channels, 1)], 2 * cl.numel() * 4,
+           "[p.contiguous() for p in torch.split(x, sizes, 1)]")
     xg = x.clone().requires_grad_(True)
     yield ("split n=8 fwd+bwd", fwd_bwd(lambda a: C2.split(a, split=widths, axis=1), xg),
            fwd_bwd(lambda a: [p.clone() for p in torch.split(a, widths, 1)], xg), 4 * x.numel() * 4,

@@ -460,3 +460,47 @@ def test_concat_mixed_layouts(axis, add_axis, device):
     expected = np.stack(base, axis) if add_axis else np.concatenate(base, axis)
     assert_np(y, expected)
     assert y.is_contiguous()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.int8, torch.bool,
+                                   torch.complex128])
+def test_concat_transposed_and_channels_last_inputs(dtype):
+    # Inputs whose elements run down the output's rows (a transposed matrix; a channels-last
+    # input concatenated along its channels) are copied in register-transposed tiles of 8x8
+    # (4-byte), 4x4 (8-byte) or one by one (other sizes): every tile edge, bit for bit
+    # torch.cat, mixed with contiguous inputs, at one and two threads.
+    r = rng(3)
+
+    def make(shape):
+        return (torch.from_numpy(r.standard_normal(shape)) * 100).to(dtype)
+
+    cases = []
+    for rows, widths in [(1, [3, 1]), (2, [1, 2]), (8, [8, 8]), (13, [1, 7, 9, 31]), (37, [16, 33, 2]),
+                         (300, [70, 5, 129])]:
+        cases.append(([make((w, rows)).t() for w in widths] + [make((rows, 3))], 1))
+    for n, channels, hw in [(2, [3, 6], (4, 5)), (3, [1, 9, 17], (3, 3)), (1, [8, 16], (1, 1)), (2, [33], (7, 9))]:
+        xs = [make((n, c) + hw).contiguous(memory_format=torch.channels_last) for c in channels]
+        cases.append((xs + [make((n, 2) + hw)], 1))
+    for xs, axis in cases:
+        for threads in (1, 2):
+            with intra_op_threads(threads):
+                y, info = C2.concat(xs, axis=axis)
+            expected = torch.cat(xs, axis)
+            assert y.is_contiguous() and y.dtype == dtype and torch.equal(y, expected), ([x.shape for x in xs], threads)
+            assert info.tolist() == [x.shape[axis] for x in xs]
+        # The same layouts split back (the transposed ones through a narrow of the whole).
+        if all(x.is_contiguous() for x in xs):
+            continue
+        whole = torch.cat([x for x in xs if not x.is_contiguous()], axis)
+        if whole.is_contiguous():
+            whole = whole.t().contiguous().t() if whole.dim() == 2 else whole.contiguous(memory_format=torch.channels_last)
+        sizes = [x.shape[axis] for x in xs if not x.is_contiguous()]
+        for threads in (1, 2):
+            with intra_op_threads(threads):
+                pieces = C2.split(whole, split=sizes, axis=axis)
+            for got, want in zip(pieces, torch.split(whole, sizes, axis), strict=True):
+                assert got.is_contiguous() and torch.equal(got, want), (whole.shape, whole.stride(), sizes)
+    # A transposed 3-D input matches neither form and takes the strided copy.
+    x = make((4, 3, 2)).permute(2, 1, 0)
+    assert torch.equal(C2.concat([x, x], axis=1)[0], torch.cat([x, x], 1))
+    assert all(torch.equal(a, b) for a, b in zip(C2.split(x, split=[1, 2], axis=1), torch.split(x, [1, 2], 1)))

@@ -8,6 +8,7 @@
 #include "common/output.h"
 #include "common/register.h"
 #include "common/schema_args.h"
+#include "common/transpose_copy.h"
 #include "concat_split/concat_split_shapes.h"
 
 namespace caffe2ops {
@@ -33,7 +34,8 @@ std::tuple<at::Tensor, at::Tensor> concat_cpu(const char* op, at::TensorList inp
     if (x.is_contiguous()) {
       pieces.push_back({static_cast<char*>(out.data_ptr()) + offset,
                         static_cast<const char*>(x.const_data_ptr()), out_row, row_bytes, row_bytes});
-    } else {
+    } else if (add_axis || !copy_transposed_rows(static_cast<char*>(out.data_ptr()) + offset, out_row / el, x,
+                                                  plan.axis, rows)) {
       // Read where it is, in one strided copy, instead of made contiguous first and copied again.
       auto slice = add_axis ? out.select(plan.axis, static_cast<int64_t>(i))
                             : out.narrow(plan.axis, start, plan.sizes[i]);
