@@ -252,9 +252,13 @@ def test_batch_permutation_gradient_rows_written_at_first_use(layout):
         dY = dY.t().contiguous().t()
     elif layout == "expanded":
         dY = dY[:, :1].expand(N, K)
+    poison = (torch.arange(N), torch.full((N, K), float("nan")))
     for itype in INDEX_DTYPES:
         for threads in (1, 2, 3):
             with intra_op_threads(threads):
+                # The output is not zeroed first: leave NaN in the memory it will likely reuse,
+                # so that an unnamed row left unwritten shows.
+                C2.batch_permutation_gradient(*poison)
                 got = C2.batch_permutation_gradient(t(idx, itype), dY)
             assert torch.equal(got.view(torch.int32), torch.from_numpy(expected).view(torch.int32)), (itype, threads)
 
@@ -314,8 +318,9 @@ def test_index_range_check_reports_the_first_bad_position(itype, threads):
     M = 2**31 + 5
     param = torch.zeros(M, 0)
     assert C2.sparse_normalize(param, torch.tensor([2**31 - 1, 0], dtype=itype)).shape == (M, 0)
-    with pytest.raises(RuntimeError, match=rf"value -1 out of range \[0, {M}\) at position 1"):
-        C2.sparse_normalize(param, torch.tensor([2**31 - 1, -1], dtype=itype))
+    for bad in (-1, -(2**31)):
+        with pytest.raises(RuntimeError, match=rf"value {bad} out of range \[0, {M}\) at position 1"):
+            C2.sparse_normalize(param, torch.tensor([2**31 - 1, bad], dtype=itype))
 
 
 # ------------------------------------------------------------------------- batch_gather

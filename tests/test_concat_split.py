@@ -478,9 +478,14 @@ def test_concat_transposed_and_channels_last_inputs(dtype):
     for rows, widths in [(1, [3, 1]), (2, [1, 2]), (8, [8, 8]), (13, [1, 7, 9, 31]), (37, [16, 33, 2]),
                          (300, [70, 5, 129])]:
         cases.append(([make((w, rows)).t() for w in widths] + [make((rows, 3))], 1))
-    for n, channels, hw in [(2, [3, 6], (4, 5)), (3, [1, 9, 17], (3, 3)), (1, [8, 16], (1, 1)), (2, [33], (7, 9))]:
+    for n, channels, hw in [(2, [3, 6], (4, 5)), (3, [1, 9, 17], (3, 3)), (1, [8, 16], (1, 1)), (2, [33], (7, 9)),
+                            (1, [16, 9], (5, 3))]:
         xs = [make((n, c) + hw).contiguous(memory_format=torch.channels_last) for c in channels]
         cases.append((xs + [make((n, 2) + hw)], 1))
+    # Column-major matrices along axis 0 (one row of the copy: each is one transposed block),
+    # and a column broadcast along the rows (source column stride 0).
+    cases.append(([make((9, h)).t() for h in (17, 3, 8)] + [make((4, 9))], 0))
+    cases.append(([make((16, 1)).expand(16, 24), make((16, 5))], 1))
     for xs, axis in cases:
         for threads in (1, 2):
             with intra_op_threads(threads):

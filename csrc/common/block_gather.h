@@ -281,9 +281,10 @@ void scatter_add_blocks(scalar_t* grad_data, const scalar_t* grad, GradStrides g
     // each task owns a range of destination rows, scans all L indices for its own and writes
     // each row at its first contribution (scatter_owned_rows); the index reads repeat per task,
     // and whole rows stay on one thread. Narrower rows stay on one thread: scanning for its own
-    // rows, a thread mispredicts the owner test half the time, which measured 2x slower than one
-    // thread doing all of a 16 MB gradient of 1-element rows. Wide rows of a smaller
-    // destination are split by columns of at least 16 elements (whole cache lines per thread).
+    // rows, each of two threads mispredicts the owner test half the time, which measured 2x
+    // slower than one thread doing all of a 16 MB gradient of 1-element rows. Rows of a cache
+    // line or more of a smaller destination are split by groups of 16 columns, so that two
+    // threads do not write the same line.
     const int64_t row_bytes = block * static_cast<int64_t>(sizeof(scalar_t));
     const bool split = row_bytes >= 64 && M * row_bytes >= (int64_t{1} << 22) &&
                        L * static_cast<int64_t>(sizeof(index_t)) >= kGrainBytes;
@@ -295,12 +296,15 @@ void scatter_add_blocks(scalar_t* grad_data, const scalar_t* grad, GradStrides g
       });
       return;
     }
-    if (block < 16) {
+    if (block < 16 || row_bytes < 64) {
       zero_bytes(reinterpret_cast<char*>(grad_data), M * row_bytes);
       return detail::accumulate_batch(grad_data, grad, indices, L, block, gs);
     }
-    const int64_t min_cols = std::max<int64_t>(16, grain_for((L + M) * sizeof(scalar_t)));
-    at::parallel_for(0, block, min_cols, [&](int64_t c0, int64_t c1) {
+    constexpr int64_t kGroup = 16;
+    const int64_t groups = (block + kGroup - 1) / kGroup;
+    const int64_t min_groups = (grain_for((L + M) * sizeof(scalar_t)) + kGroup - 1) / kGroup;
+    at::parallel_for(0, groups, min_groups, [&](int64_t g0, int64_t g1) {
+      const int64_t c0 = g0 * kGroup, c1 = std::min(block, g1 * kGroup);
       for (int64_t m = 0; m < M; ++m) {
         zero_bytes(reinterpret_cast<char*>(grad_data + m * block + c0),
                    (c1 - c0) * static_cast<int64_t>(sizeof(scalar_t)));

@@ -151,12 +151,13 @@ void copy_transposed(const TransposeBlock& t) {
 }
 
 bool copy_transposed_rows(char* dst, int64_t dst_row, const at::Tensor& x, int64_t axis, int64_t rows) {
-  if (x.numel() == 0 || rows <= 1) return false;
+  if (x.numel() == 0) return false;
   const int64_t inner = x.numel() / rows, el = x.element_size();
   const auto* src = static_cast<const char*>(x.const_data_ptr());
   const int64_t as_matrix[2] = {rows, inner};
-  if (auto s = at::detail::computeStride(x.sizes(), x.strides(), at::IntArrayRef(as_matrix, 2))) {
-    if ((*s)[0] == 1 && inner > 1) {
+  if (rows > 1 && inner > 1) {
+    if (auto s = at::detail::computeStride(x.sizes(), x.strides(), at::IntArrayRef(as_matrix, 2));
+        s && (*s)[0] == 1) {
       copy_transposed({dst, src, 1, rows, inner, 0, dst_row, 0, (*s)[1], el});
       return true;
     }

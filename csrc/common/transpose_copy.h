@@ -6,8 +6,10 @@
 // Element (b, r, c) moves from src + (b * src_batch + r + c * src_col) elements to
 // dst + (b * dst_batch + r * dst_row + c) elements. Copied element by element in the
 // destination's order (as copy_ into a slice of the output does), every source element is a
-// different cache line; here 8x8 tiles are transposed in registers, so that both sides move
-// whole vectors.
+// different cache line; here the block goes by tiles, transposed in registers where AVX2 is
+// there for 4-byte (8x8) and 8-byte (4x4) elements, so that both sides move whole vectors, and
+// element by element in 16x16 tiles otherwise, which still reads and writes each tile's lines
+// while they are in L1.
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
