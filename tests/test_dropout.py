@@ -1,5 +1,8 @@
 """Dropout family: semantics, statistics, reproducibility, gradients."""
 import math
+import os
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -7,7 +10,7 @@ import torch
 
 from torch_caffe2ops import nn, ops
 import samples
-from utils import assert_compile_matches, assert_script_roundtrip, intra_op_threads, noncontiguous, on_device, opcheck
+from utils import ROOT, assert_compile_matches, assert_script_roundtrip, intra_op_threads, noncontiguous, on_device, opcheck
 
 C2 = torch.ops.caffe2ops
 ALL_FLOATS = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
@@ -151,6 +154,19 @@ def test_cpu_mask_matches_numpy_philox_reference(seed, n, ratio):
         assert (y[~mask] == 0).all()
         if mask.any():
             assert (y[mask] == y[mask][0]).all() and y[mask][0] >= 1
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ to build the check")
+def test_vectorised_philox_words_match_the_scalar_generator(tmp_path):
+    # The masks above only reach counters below 2^32; this builds a small program over the
+    # header itself to compare every vector path's words with the scalar ones at counters with
+    # non-zero high words, up to the top of the 64-bit range.
+    exe = tmp_path / "philox_words"
+    subprocess.run(["g++", "-O2", "-std=c++17", f"-I{os.path.join(ROOT, 'csrc')}",
+                    os.path.join(ROOT, "tests", "native", "philox_words.cpp"), "-o", str(exe)],
+                   check=True, capture_output=True, text=True)
+    out = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stdout + out.stderr
 
 
 def test_generator_argument(device):
