@@ -464,7 +464,7 @@ def test_concat_mixed_layouts(axis, add_axis, device):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.int8, torch.bool,
                                    torch.complex128])
-def test_concat_transposed_and_channels_last_inputs(dtype):
+def test_concat_and_split_transposed_and_channels_last_inputs(dtype):
     # Inputs whose elements run down the output's rows (a transposed matrix; a channels-last
     # input concatenated along its channels) are copied in register-transposed tiles of 8x8
     # (4-byte), 4x4 (8-byte) or one by one (other sizes): every tile edge, bit for bit

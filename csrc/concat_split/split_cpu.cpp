@@ -7,7 +7,6 @@
 #include "common/output.h"
 #include "common/register.h"
 #include "common/schema_args.h"
-#include "common/transpose_copy.h"
 #include "concat_split/concat_split_shapes.h"
 #include "concat_split/split_pieces.h"
 
@@ -20,25 +19,8 @@ std::vector<at::Tensor> split_copy(const char* op, const at::Tensor& input, int6
                                    const std::vector<int64_t>& sizes, bool add_axis) {
   check_cpu(op, "input", input);
   // A strided input (concat's backward often gets an expanded gradient) is read where it is,
-  // piece by piece, instead of first being copied whole into a contiguous buffer; a transposed
-  // or channels-last one in register-transposed tiles.
-  if (!input.is_contiguous()) {
-    if (add_axis) return copy_split_pieces(input, axis, sizes, add_axis);
-    int64_t rows = 1;
-    for (int64_t i = 0; i < axis; ++i) rows *= input.size(i);
-    std::vector<at::Tensor> outs;
-    outs.reserve(sizes.size());
-    int64_t start = 0;
-    for (int64_t s : sizes) {
-      auto piece = input.narrow(axis, start, s);
-      auto out = empty_output(piece.sizes(), piece.options());
-      const int64_t row = rows == 0 ? 0 : piece.numel() / rows;
-      if (!copy_transposed_rows(static_cast<char*>(out.data_ptr()), row, piece, axis, rows)) out.copy_(piece);
-      outs.push_back(std::move(out));
-      start += s;
-    }
-    return outs;
-  }
+  // piece by piece, instead of first being copied whole into a contiguous buffer.
+  if (!input.is_contiguous()) return copy_split_pieces(input, axis, sizes, add_axis);
   const auto& x = input;
   const int64_t el = x.element_size();
   auto shape = x.sizes();

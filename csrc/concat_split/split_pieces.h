@@ -1,8 +1,6 @@
 #pragma once
 // A split's pieces copied straight from the input's own strides: the CUDA kernels use it for
-// every input, the CPU kernel for a non-contiguous one split with add_axis (a contiguous input
-// takes block_copy, the other non-contiguous ones go piece by piece through transpose_copy.h
-// where their layout allows).
+// every input, the CPU kernel for non-contiguous ones (a contiguous input takes block_copy).
 #include <ATen/core/Tensor.h>
 
 #include <vector>
