@@ -116,12 +116,13 @@ def _philox(counters, k0, k1):
     return c0, c1, c2, c3
 
 
-def _reference_mask(n, ratio, seed):
+def _reference_mask(n, ratio, seed, first_block=0):
+    """The mask of elements first_block * 2048 ... n - 1."""
     hi, lo = (int(v) for v in np.random.RandomState(seed).randint(0, 2**32, size=2, dtype=np.uint64))
     k0, k1 = lo, hi
     t = math.ceil(ratio * 2.0**32)
     keep = []
-    for b in range((n + 2047) // 2048):
+    for b in range(first_block, (n + 2047) // 2048):
         words = np.concatenate(_philox(np.arange(b * 256, (b + 1) * 256, dtype=np.uint64), k0, k1))
         high = np.concatenate([words & np.uint64(0xFFFF), words >> np.uint64(16)]).astype(np.int64)
         block = high > (t >> 16)
@@ -129,7 +130,7 @@ def _reference_mask(n, ratio, seed):
             word = _philox(np.array([(1 << 63) | (b * 2048 + int(i))], dtype=np.uint64), k0, k1)[0][0]
             block[i] = (int(word) & 0xFFFF) >= (t & 0xFFFF)
         keep.append(block)
-    return np.concatenate(keep)[:n]
+    return np.concatenate(keep)[:n - first_block * 2048]
 
 
 # 2^20 elements: about 16 high halves tie with the threshold's, at ratios that are multiples
@@ -154,6 +155,46 @@ def test_cpu_mask_matches_numpy_philox_reference(seed, n, ratio):
         assert (y[~mask] == 0).all()
         if mask.any():
             assert (y[mask] == y[mask][0]).all() and y[mask][0] >= 1
+
+
+# A float32 call of 32 MiB or more (X, Y and the mask) writes Y and the mask with streaming
+# stores on AVX-512 machines, in full blocks; the partial last block and every smaller call
+# take the ordinary loop. Both must give the same mask and values: the first 2^20 elements
+# against a call of that size (ordinary loop), the last blocks (the partial one too) against
+# the NumPy reference, and every value bit for bit, NaN, inf and -0.0 included.
+@pytest.mark.cpu_only
+def test_streamed_large_call_matches_the_ordinary_loop_and_the_reference():
+    n, ratio, seed = (1 << 22) + 5000, 0.3, 21
+    torch.manual_seed(0)
+    X = torch.randn(n)
+    X[::4099] = float("nan")
+    X[1::4111] = float("inf")
+    X[2::4127] = -0.0
+    results = []
+    for threads in (1, 2):
+        with intra_op_threads(threads):
+            torch.manual_seed(seed)
+            results.append(C2.dropout(X, ratio))
+    (Y, mask), (Y2, mask2) = results
+    assert torch.equal(mask, mask2) and torch.equal(Y.view(torch.int32), Y2.view(torch.int32))
+    torch.manual_seed(seed)
+    _, small_mask = C2.dropout(X[: 1 << 20], ratio)
+    assert torch.equal(mask[: 1 << 20], small_mask)
+    first_block = n // 2048 - 2
+    assert np.array_equal(mask[first_block * 2048:].numpy(), _reference_mask(n, ratio, seed, first_block))
+    scale = torch.tensor(1.0 / (1.0 - ratio), dtype=torch.float64).float()
+    expected = X * mask.float() * scale  # kept: X * scale; dropped: X * 0 (NaN for NaN and inf, -0.0 for -0.0)
+    assert torch.equal(Y.view(torch.int32), expected.view(torch.int32))
+    assert Y[2::4127].signbit().all() and torch.isnan(Y[1::4111][~mask[1::4111]]).all()
+    # The gradient streams too: each thread's share starts wherever the split falls, on a
+    # line or not.
+    dY = torch.randn(n)
+    dY[3::4133] = float("nan")
+    expected = torch.ops.aten.native_dropout_backward(dY, mask, 1.0 / (1.0 - ratio))
+    for threads in (1, 2, 3):
+        with intra_op_threads(threads):
+            dX = C2.dropout_gradient(dY, mask, ratio)
+        assert torch.equal(dX.view(torch.int32), expected.view(torch.int32))
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ to build the check")

@@ -11,6 +11,10 @@
 // The key is drawn from PyTorch's CPU generator (advancing it), so manual_seed reproduces the
 // mask and successive calls differ. Element i's bits depend only on (key, i): blocks have a
 // fixed size, whatever the thread count or the chunking.
+//
+// A float32 call larger than the cache writes Y and the mask with streaming stores
+// (common/streaming.h): at 4M elements that is most of the gap between the generator's cost
+// and a plain copy's.
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -28,6 +32,7 @@
 #include "common/philox_simd.h"
 #include "common/register.h"
 #include "common/simd.h"
+#include "common/streaming.h"
 #include "dropout/dropout_shapes.h"
 
 namespace caffe2ops {
@@ -116,6 +121,92 @@ void masked_scale(const scalar_t* g, const bool* mask, at::opmath_type<scalar_t>
   simd_loop<std::is_same_v<scalar_t, float>>([&]() C2_INLINE_LAMBDA { masked_scale_loop(g, mask, scale, out, n); });
 }
 
+// Streaming stores (common/streaming.h) for float32 on AVX-512: the same values as the loops
+// above, written around the cache. Other dtypes and machines keep those loops; these generic
+// forms only let the dispatch compile.
+template <typename scalar_t, typename acc_t>
+bool apply_mask_streaming(const scalar_t* x, const uint32_t* words, const Threshold& t, acc_t scale, scalar_t* y,
+                          bool* mask) {
+  return apply_mask(x, words, t, scale, y, mask, kBlock);
+}
+
+template <typename scalar_t, typename acc_t>
+void masked_scale_streaming(const scalar_t* g, const bool* mask, acc_t scale, scalar_t* out, int64_t n) {
+  masked_scale(g, mask, scale, out, n);
+}
+
+#ifdef C2_PHILOX_X86
+bool can_stream_float() {
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+  return yes;
+}
+
+// Half of a full block: the words' low halves (kShift 0) or high halves (kShift 16), 64
+// elements a step (four vectors of Y, one of mask bytes). Y = X * (keep ? scale : 0) is the
+// same single rounding as apply_mask_loop's two branches.
+template <int kShift>
+__attribute__((target("avx512f,avx512bw"))) C2_ALWAYS_INLINE __mmask16 stream_half_block(
+    const float* x, const uint32_t* words, __m512i keep_above, __m512i tie, __m512 scale, float* y, bool* mask) {
+  const __m512i low16 = _mm512_set1_epi32(0xffff);
+  const __m512 zero = _mm512_setzero_ps();
+  __mmask16 ties = 0;
+  for (int64_t i = 0; i < kBlock / 2; i += 64) {
+    __mmask64 keep = 0;
+    for (int j = 0; j < 4; ++j) {
+      const __m512i h = _mm512_and_si512(_mm512_srli_epi32(_mm512_load_si512(words + i + 16 * j), kShift), low16);
+      const __mmask16 k = _mm512_cmpgt_epi32_mask(h, keep_above);
+      ties |= _mm512_cmpeq_epi32_mask(h, tie);
+      const __m512 v = _mm512_loadu_ps(x + i + 16 * j);
+      _mm512_stream_ps(y + i + 16 * j, _mm512_mul_ps(v, _mm512_mask_blend_ps(k, zero, scale)));
+      keep |= static_cast<__mmask64>(k) << (16 * j);
+    }
+    _mm512_stream_si512(reinterpret_cast<__m512i*>(mask + i), _mm512_maskz_set1_epi8(keep, 1));
+  }
+  return ties;
+}
+
+// apply_mask for a full block whose Y and mask start on a 64-byte line; words 64-byte aligned.
+__attribute__((target("avx512f,avx512bw"))) bool apply_mask_streaming(const float* x, const uint32_t* words,
+                                                                      const Threshold& t, float scale, float* y,
+                                                                      bool* mask) {
+  constexpr int64_t kHalf = kBlock / 2;
+  const __m512i keep_above = _mm512_set1_epi32(t.keep_above), tie = _mm512_set1_epi32(t.tie);
+  const __m512 vscale = _mm512_set1_ps(scale);
+  const __mmask16 ties = stream_half_block<0>(x, words, keep_above, tie, vscale, y, mask) |
+                         stream_half_block<16>(x + kHalf, words, keep_above, tie, vscale, y + kHalf, mask + kHalf);
+  return ties != 0;
+}
+
+// masked_scale, streamed from out's first 64-byte line on (the elements before it and the
+// last partial vector go through masked_scale). Each call ends with its stores done.
+__attribute__((target("avx512f,avx512bw"))) void masked_scale_streaming(const float* g, const bool* mask, float scale,
+                                                                        float* out, int64_t n) {
+  const auto misaligned = static_cast<int64_t>((reinterpret_cast<uintptr_t>(out) / sizeof(float)) % 16);
+  const int64_t head = std::min(n, misaligned == 0 ? int64_t{0} : 16 - misaligned);
+  masked_scale(g, mask, scale, out, head);
+  const uint8_t* m = reinterpret_cast<const uint8_t*>(mask);
+  const __m512 vscale = _mm512_set1_ps(scale);
+  int64_t i = head;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i keep = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(m + i)));
+    _mm512_stream_ps(out + i, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(g + i), _mm512_cvtepi32_ps(keep)), vscale));
+  }
+  masked_scale(g + i, mask + i, scale, out + i, n - i);
+  _mm_sfence();
+}
+#else
+bool can_stream_float() { return false; }
+#endif
+
+// Whether a call streams: float32 on a machine with the streaming forms, and `bytes` (all the
+// call reads and writes) past what the cache holds.
+template <typename scalar_t>
+bool dropout_streams(int64_t bytes) {
+  return std::is_same_v<scalar_t, float> && can_stream_float() && streaming_stores_pay(bytes);
+}
+
+bool line_aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 64 == 0; }
+
 uint64_t draw_seed(const std::optional<at::Generator>& generator) {
   auto* gen = at::get_generator_or_default<at::CPUGeneratorImpl>(
       generator, at::detail::getDefaultCPUGenerator());
@@ -146,12 +237,18 @@ std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio
     const int64_t blocks = (n + kBlock - 1) / kBlock;
     // A block reads X and writes Y and the mask; the Philox draws make it compute-bound, so
     // the byte count is a lower bound and blocks split finely.
+    // Every full block of an aligned Y and mask starts on a line (a block is 8 KiB of Y).
+    const bool streaming = dropout_streams<scalar_t>(n * static_cast<int64_t>(2 * sizeof(scalar_t) + 1)) &&
+                           line_aligned(yp) && line_aligned(mp);
     at::parallel_for(0, blocks, grain_for(kBlock * (2 * sizeof(scalar_t) + 1)), [&](int64_t b0, int64_t b1) {
-      uint32_t words[kBlock / 2];
+      alignas(64) uint32_t words[kBlock / 2];
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t first = b * kBlock, len = std::min(kBlock, n - first);
         philox_words(static_cast<uint64_t>(b) * kCalls, key, kCalls, words, kCalls);
-        if (!apply_mask(xp + first, words, threshold, scale, yp + first, mp + first, len)) continue;
+        const bool ties = streaming && len == kBlock
+                              ? apply_mask_streaming(xp + first, words, threshold, scale, yp + first, mp + first)
+                              : apply_mask(xp + first, words, threshold, scale, yp + first, mp + first, len);
+        if (!ties) continue;
         for (int64_t i = 0; i < len; ++i) {
           const auto h = static_cast<int32_t>(high_half(words, i));
           if (h == threshold.tie && keep_on_tie(key, first + i, threshold)) {
@@ -160,6 +257,9 @@ std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio
           }
         }
       }
+#ifdef C2_PHILOX_X86
+      if (streaming) _mm_sfence();  // streaming stores are weakly ordered: done before the task ends
+#endif
     });
   });
   return {Y, mask};
@@ -178,8 +278,14 @@ at::Tensor dropout_gradient_cpu(const at::Tensor& dY, const std::optional<at::Te
     const scalar_t* gp = dy.const_data_ptr<scalar_t>();
     const bool* mp = m.const_data_ptr<bool>();
     scalar_t* dp = dX.data_ptr<scalar_t>();
-    at::parallel_for(0, dy.numel(), grain_for(2 * sizeof(scalar_t) + 1), [&](int64_t i0, int64_t i1) {
-      masked_scale(gp + i0, mp + i0, scale, dp + i0, i1 - i0);
+    const int64_t n = dy.numel();
+    const bool streaming = dropout_streams<scalar_t>(n * static_cast<int64_t>(2 * sizeof(scalar_t) + 1));
+    at::parallel_for(0, n, grain_for(2 * sizeof(scalar_t) + 1), [&](int64_t i0, int64_t i1) {
+      if (streaming) {
+        masked_scale_streaming(gp + i0, mp + i0, scale, dp + i0, i1 - i0);
+      } else {
+        masked_scale(gp + i0, mp + i0, scale, dp + i0, i1 - i0);
+      }
     });
   });
   return dX;
