@@ -357,6 +357,31 @@ def test_batch_gather_any_dtype(dtype):
     assert torch.equal(C2.batch_gather(noncontiguous(data), idx), data[:, idx])
 
 
+@pytest.mark.cpu_only
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_gathers_of_whole_lines_past_the_cache_bit_exact(threads):
+    # A gather whose blocks are whole 64-byte lines and that reads and writes 32 MiB or more
+    # writes its output with streaming stores on AVX-512 machines: one store per line, from
+    # blocks of 1 to 5 lines, with indices shared or per outer row, int32 or int64, data in or
+    # past the cache, and each thread's share starting mid-row.
+    r = rng(23)
+    with intra_op_threads(threads):
+        X = torch.from_numpy(r.standard_normal((65536, 64)).astype(np.float32))  # 16 MiB out: exactly 32 MiB moved
+        perm = torch.from_numpy(r.permutation(65536))
+        for itype in (torch.int32, torch.int64):
+            assert torch.equal(C2.batch_permutation(X, perm.to(itype)), X[perm])
+        for dtype, block, (B, M, L) in [(torch.float32, 16, (3, 300, 90001)), (torch.float64, 16, (257, 100, 1031)),
+                                        (torch.int8, 320, (5, 40, 21000)), (torch.float32, 48, (1, 1000, 100000))]:
+            data = torch.from_numpy(r.integers(-100, 100, size=(B, M, block))).to(dtype)
+            idx = torch.from_numpy(r.integers(0, M, size=L))
+            for itype in (torch.int32, torch.int64):
+                assert torch.equal(C2.batch_gather(data, idx.to(itype)), data[:, idx])
+            if B > 1:
+                idx2 = torch.from_numpy(r.integers(0, M, size=(B, L)))
+                expected = torch.gather(data, 1, idx2.unsqueeze(-1).expand(B, L, block))
+                assert torch.equal(C2.batch_gather(data, idx2, match_outer=True), expected)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_batch_gather_block_sizes_and_regimes(threads):
     # Block widths of every copy class (1 to 400 bytes), with few indices per slab (blocks

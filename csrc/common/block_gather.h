@@ -20,9 +20,13 @@
 #include <cstring>
 #include <type_traits>
 #include <vector>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 #include "common/parallel.h"
 #include "common/simd.h"
+#include "common/streaming.h"
 #include "common/width_copy.h"
 
 namespace caffe2ops {
@@ -105,6 +109,36 @@ C2_ALWAYS_INLINE void gather_range(char* out, const char* data, const index_t* i
   }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#define C2_GATHER_STREAMING 1
+// gather_range for blocks of whole 64-byte lines into a line-aligned output larger than the
+// cache (common/streaming.h): each line is written with one streaming store, so the output
+// costs no read for ownership and evicts nothing. The same walk as gather_range's kNone and
+// kAhead (kNextSlab is for blocks under a line).
+template <typename index_t>
+__attribute__((target("avx512f"))) void gather_lines_streamed(char* out, const char* data, const index_t* indices,
+                                                              int64_t L, int64_t slab_bytes, int64_t bytes,
+                                                              bool per_outer, bool ahead, int64_t begin, int64_t end) {
+  int64_t p = begin / L;
+  int64_t i = begin - p * L;
+  char* dst = out + begin * bytes;
+  for (int64_t k = begin; k < end; ++p, i = 0) {
+    const index_t* idx = indices + (per_outer ? p * L : 0);
+    const char* slab = data + p * slab_bytes;
+    const int64_t stop = std::min(L, i + (end - k));
+    k += stop - i;
+    for (; i < stop; ++i, dst += bytes) {
+      if (ahead && i + kAhead < L) prefetch_block(slab + static_cast<int64_t>(idx[i + kAhead]) * bytes, bytes);
+      const char* src = slab + static_cast<int64_t>(idx[i]) * bytes;
+      for (int64_t o = 0; o < bytes; o += 64) {
+        _mm512_stream_si512(reinterpret_cast<__m512i*>(dst + o), _mm512_loadu_si512(src + o));
+      }
+    }
+  }
+  _mm_sfence();  // streaming stores are weakly ordered: done before the task ends
+}
+#endif
+
 template <typename Copy, typename index_t>
 void gather_parallel(void* out, const void* data, const index_t* indices, int64_t P, int64_t L,
                      int64_t M, int64_t block_bytes, bool per_outer) {
@@ -119,6 +153,17 @@ void gather_parallel(void* out, const void* data, const index_t* indices, int64_
   const bool cold = P * slab_bytes > (int64_t{1} << 20);
   const bool dense = P > 1 && block_bytes < 64 && L * 64 >= slab_bytes && slab_bytes <= (int64_t{1} << 18);
   const Prefetch prefetch = !cold ? Prefetch::kNone : dense ? Prefetch::kNextSlab : Prefetch::kAhead;
+#ifdef C2_GATHER_STREAMING
+  // The call reads about as many bytes as it writes.
+  if (block_bytes % 64 == 0 && reinterpret_cast<uintptr_t>(out) % 64 == 0 && line_streaming_available() &&
+      streaming_stores_pay(2 * P * L * block_bytes)) {
+    at::parallel_for(0, P * L, grain_for(per_item), [&](int64_t begin, int64_t end) {
+      gather_lines_streamed(static_cast<char*>(out), static_cast<const char*>(data), indices, L, slab_bytes,
+                            block_bytes, per_outer, prefetch == Prefetch::kAhead, begin, end);
+    });
+    return;
+  }
+#endif
   at::parallel_for(0, P * L, grain_for(per_item), [&](int64_t begin, int64_t end) {
     // Blocks of 32 bytes or more are moved in the widest vectors the machine has.
     simd_loop<Copy::kVector>([&]() C2_INLINE_LAMBDA {

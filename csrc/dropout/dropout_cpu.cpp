@@ -136,11 +136,6 @@ void masked_scale_streaming(const scalar_t* g, const bool* mask, acc_t scale, sc
 }
 
 #ifdef C2_PHILOX_X86
-bool can_stream_float() {
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-  return yes;
-}
-
 // Half of a full block: the words' low halves (kShift 0) or high halves (kShift 16), 64
 // elements a step (four vectors of Y, one of mask bytes). Y = X * (keep ? scale : 0) is the
 // same single rounding as apply_mask_loop's two branches.
@@ -194,15 +189,17 @@ __attribute__((target("avx512f,avx512bw"))) void masked_scale_streaming(const fl
   masked_scale(g + i, mask + i, scale, out + i, n - i);
   _mm_sfence();
 }
-#else
-bool can_stream_float() { return false; }
 #endif
 
 // Whether a call streams: float32 on a machine with the streaming forms, and `bytes` (all the
 // call reads and writes) past what the cache holds.
 template <typename scalar_t>
 bool dropout_streams(int64_t bytes) {
-  return std::is_same_v<scalar_t, float> && can_stream_float() && streaming_stores_pay(bytes);
+#ifdef C2_PHILOX_X86
+  return std::is_same_v<scalar_t, float> && line_streaming_available() && streaming_stores_pay(bytes);
+#else
+  return false;
+#endif
 }
 
 bool line_aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 64 == 0; }
