@@ -25,11 +25,17 @@ def permutation(size, device):
     idx = torch.randperm(N, device=device).int()
     il = idx.long()
     Xg = X.clone().requires_grad_(True)
+    # The one-element floor of each row (names of their own: the closures read them late).
+    X_one, i_one, l_one = (torch.randn(1, 1, device=device), torch.zeros(1, dtype=torch.int32, device=device),
+                           torch.zeros(1, dtype=torch.long, device=device))
     yield (f"batch_permutation ({N},{K})", lambda: C2.batch_permutation(X, idx), lambda: X.index_select(0, il),
-           2 * X.numel() * F32, "X.index_select(0, idx)")
+           2 * X.numel() * F32, "X.index_select(0, idx)",
+           (lambda: C2.batch_permutation(X_one, i_one), lambda: X_one.index_select(0, l_one)))
     dY = torch.randn(N, K, device=device)
     yield (f"batch_permutation_gradient ({N},{K})", lambda: C2.batch_permutation_gradient(idx, dY),
-           lambda: torch.zeros_like(dY).index_add_(0, il, dY), 3 * X.numel() * F32, "zeros + index_add_(0, idx, dY)")
+           lambda: torch.zeros_like(dY).index_add_(0, il, dY), 3 * X.numel() * F32, "zeros + index_add_(0, idx, dY)",
+           (lambda: C2.batch_permutation_gradient(i_one, X_one),
+            lambda: torch.zeros_like(X_one).index_add_(0, l_one, X_one)))
     yield ("batch_permutation fwd+bwd", fwd_bwd(lambda x: C2.batch_permutation(x, idx), Xg),
            fwd_bwd(lambda x: x.index_select(0, il), Xg), 4 * X.numel() * F32, "index_select + autograd")
     n1 = N * K  # 1-D X: one element per row, the gradient is split by destination row
@@ -45,16 +51,20 @@ def gather(size, device):
     # case) up to whole embedding rows. Bytes: the output written plus the same amount read.
     shapes = ([(64, 512, 1, 128), (32, 512, 4, 128), (16, 512, 16, 128), (32, 100, 64, 50)] if size == "small" else
               [(4096, 4096, 1, 1024), (1024, 4096, 4, 1024), (256, 4096, 16, 1024), (256, 1000, 64, 500)])
+    d1 = torch.randn(1, 1, 1, device=device)
+    one = {dt: torch.zeros(1, dtype=dt, device=device) for dt in (torch.int32, torch.long)}
     for B, M, T, L in shapes:
         data = torch.randn(B, M, T, device=device)
         idx = torch.randint(0, M, (L,), device=device)
         out_bytes = B * L * T * F32
         yield (f"batch_gather ({B},{M},{T})[{L}]", lambda: C2.batch_gather(data, idx),
-               lambda: data.index_select(1, idx), 2 * out_bytes, "data.index_select(1, idx)")
+               lambda: data.index_select(1, idx), 2 * out_bytes, "data.index_select(1, idx)",
+               (lambda: C2.batch_gather(d1, one[torch.long]), lambda: d1.index_select(1, one[torch.long])))
         if T == 1:
             i32 = idx.int()
             yield (f"batch_gather ({B},{M},{T})[{L}] int32", lambda: C2.batch_gather(data, i32),
-                   lambda: data.index_select(1, i32), 2 * out_bytes, "data.index_select(1, idx int32)")
+                   lambda: data.index_select(1, i32), 2 * out_bytes, "data.index_select(1, idx int32)",
+                   (lambda: C2.batch_gather(d1, one[torch.int32]), lambda: d1.index_select(1, one[torch.int32])))
         grad = torch.randn(B, L, T, device=device)
         yield (f"batch_gather_gradient ({B},{M},{T})[{L}]", lambda: C2.batch_gather_gradient(data, idx, grad),
                lambda: torch.zeros_like(data).index_add_(1, idx, grad), 2 * out_bytes + data.numel() * F32,

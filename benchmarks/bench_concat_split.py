@@ -32,9 +32,12 @@ def concat(size, device):
     for n in (2, 8, 64):
         xs, _ = pieces(size, n, device)
         nbytes = 2 * sum(x.numel() for x in xs) * 4
-        yield (f"concat n={n} axis=1", lambda: C2.concat(xs, axis=1), lambda: torch.cat(xs, 1), nbytes, "torch.cat(xs, 1)")
+        ones = [torch.randn(1, 1, device=device) for _ in xs]  # the one-element floor
+        yield (f"concat n={n} axis=1", lambda: C2.concat(xs, axis=1), lambda: torch.cat(xs, 1), nbytes, "torch.cat(xs, 1)",
+               (lambda: C2.concat(ones, axis=1), lambda: torch.cat(ones, 1)))
         big = [x.t().contiguous() for x in xs]  # whole blocks along axis 0
-        yield (f"concat n={n} axis=0", lambda: C2.concat(big, axis=0), lambda: torch.cat(big, 0), nbytes, "torch.cat(xs, 0)")
+        yield (f"concat n={n} axis=0", lambda: C2.concat(big, axis=0), lambda: torch.cat(big, 0), nbytes, "torch.cat(xs, 0)",
+               (lambda: C2.concat(ones, axis=0), lambda: torch.cat(ones, 0)))
     xs, _ = pieces(size, 8, device)
     strided = [x.t().contiguous().t() for x in xs]  # same values, column-major
     yield ("concat n=8 axis=1 strided inputs", lambda: C2.concat(strided, axis=1), lambda: torch.cat(strided, 1),
@@ -57,8 +60,10 @@ def split(size, device):
         xs, widths = pieces(size, n, device)
         x = torch.cat(xs, 1)
         nbytes = 2 * x.numel() * 4
+        x1, ws1 = torch.randn(1, n, device=device), [1] * n  # the one-element floor
         yield (f"split n={n} axis=1", lambda: C2.split(x, split=widths, axis=1),
-               lambda: [p.clone() for p in torch.split(x, widths, 1)], nbytes, "[p.clone() for p in torch.split(x, sizes, 1)]")
+               lambda: [p.clone() for p in torch.split(x, widths, 1)], nbytes, "[p.clone() for p in torch.split(x, sizes, 1)]",
+               (lambda: C2.split(x1, split=ws1, axis=1), lambda: [p.clone() for p in torch.split(x1, ws1, 1)]))
     xs, widths = pieces(size, 8, device)
     x = torch.cat(xs, 1)
     lengths = torch.tensor([w for w in widths for _ in range(1)], dtype=torch.int32)
@@ -93,12 +98,15 @@ def many_small(size, device):
         for name, widths in layouts:
             xs = [torch.randn(B, w, device=device) for w in widths]
             nbytes = 2 * B * sum(widths) * 4
+            ones = [torch.randn(1, 1, device=device) for _ in widths]  # the one-element floor
             yield (f"concat {name}, B={B}", lambda: C2.concat(xs, axis=1), lambda: torch.cat(xs, 1), nbytes,
-                   "torch.cat(xs, 1)")
+                   "torch.cat(xs, 1)", (lambda: C2.concat(ones, axis=1), lambda: torch.cat(ones, 1)))
             x = torch.cat(xs, 1)
+            x1, ws1 = torch.cat(ones, 1), [1] * len(widths)
             yield (f"split {name}, B={B}", lambda: C2.split(x, split=widths, axis=1),
                    lambda: [p.clone() for p in torch.split(x, widths, 1)], nbytes,
-                   "[p.clone() for p in torch.split(x, sizes, 1)]")
+                   "[p.clone() for p in torch.split(x, sizes, 1)]",
+                   (lambda: C2.split(x1, split=ws1, axis=1), lambda: [p.clone() for p in torch.split(x1, ws1, 1)]))
 
 
 def calls(device):

@@ -109,13 +109,17 @@ class Table:
         return "\n".join(lines) + "\n"
 
 
-def _time_pair(ours_fn, native_fn, nbytes, args):
+def _interleaved(ours_fn, native_fn, args):
     # Interleave ours and native so drift on a noisy machine hits both alike.
     ours, native = [], []
     for _ in range(3):
         ours.append(median_time(ours_fn, max(3, args.repeat // 3), args.device))
         native.append(median_time(native_fn, max(3, args.repeat // 3), args.device))
-    return statistics.median(ours), statistics.median(native), copy_gbs(nbytes, args.repeat, args.device)
+    return statistics.median(ours), statistics.median(native)
+
+
+def _time_pair(ours_fn, native_fn, nbytes, args):
+    return (*_interleaved(ours_fn, native_fn, args), copy_gbs(nbytes, args.repeat, args.device))
 
 
 def call_time(fn, number=200, rounds=15):
@@ -160,13 +164,50 @@ def run_calls(title, calls, args):
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
 
+# Rows faster than this that carry a floor pair are also timed against it (FloorTable).
+FLOOR_ROW_SECONDS = 50e-6
+
+
+class FloorTable:
+    """Fast rows next to their entry floor: the same call on one-element inputs (same op,
+    dtypes, argument form and number of tensors), which pays the Python entry, the dispatcher,
+    the checks and the output allocation but does almost no work. native / (ours, one element)
+    is the highest ratio any kernel could reach through that entry: where it is below a row's
+    target, no kernel meets the target. The work ratio compares the kernels with each side's
+    floor taken off; it is left out where our work is under 0.05 us (noise)."""
+
+    cols = ["row", "size", "threads", "ours us", "native us", "native/ours", "ours, one element us",
+            "native, one element us", "native/(ours, one element)", "work ratio"]
+
+    def __init__(self, title):
+        self.title = title
+        self.rows = []
+
+    def add(self, label, size, threads, ours, native, ours_floor, native_floor):
+        us = [v * 1e6 for v in (ours, native, ours_floor, native_floor)]
+        ours_work, native_work = us[0] - us[2], us[1] - us[3]
+        work = f"{native_work / ours_work:.2f}x" if ours_work > 0.05 and native_work > 0 else "-"
+        self.rows.append([label, size, str(threads), f"{us[0]:.2f}", f"{us[1]:.2f}", f"{native / ours:.2f}x",
+                          f"{us[2]:.2f}", f"{us[3]:.2f}", f"{native / ours_floor:.2f}x", work])
+
+    def markdown(self):
+        lines = [f"## {self.title}", "", "| " + " | ".join(self.cols) + " |", "|" + "---|" * len(self.cols)]
+        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
+        return "\n".join(lines) + "\n"
+
+
 def run(title, scenarios, args, calls=None):
     """Times every scenario's rows at each thread count of --threads (same process: the thread
-    count changes with torch.set_num_threads), then the family's small-call table."""
+    count changes with torch.set_num_threads), then the family's small-call table.
+
+    A row is (label, ours, native, bytes moved, native's name) and optionally its floor pair
+    (ours, native on one-element inputs): CPU rows faster than FLOOR_ROW_SECONDS are then also
+    timed against it."""
     torch.manual_seed(0)
     torch.randn(1 << 20).sum()  # start the thread pool before the first timed row
     threads = THREAD_COUNTS[args.threads]()
     table = Table(f"{title} ({args.device}, threads {'/'.join(map(str, threads))}, torch {torch.__version__})", threads)
+    floors = FloorTable(f"{title}: rows under {FLOOR_ROW_SECONDS * 1e6:.0f} us against their entry floor ({args.device})")
     table.header()
     sizes = ["small", "large"] if args.size == "both" else [args.size]
     for name in sorted(scenarios):
@@ -174,14 +215,21 @@ def run(title, scenarios, args, calls=None):
             continue
         for size in sizes:
             for row in scenarios[name](size, args.device):
-                label, ours_fn, native_fn, nbytes, native_name = row
+                label, ours_fn, native_fn, nbytes, native_name, *floor_pair = row
                 per_thread = []
                 for t in threads:
                     torch.set_num_threads(t)
                     per_thread.append(_time_pair(ours_fn, native_fn, nbytes, args))
+                    ours, native, _ = per_thread[-1]
+                    if floor_pair and args.device == "cpu" and ours < FLOOR_ROW_SECONDS:
+                        floors.add(label, size, t, ours, native, *_interleaved(*floor_pair[0], args))
                 torch.set_num_threads(ALL_THREADS)
                 table.add(label, size, per_thread, nbytes, native_name)
     text = table.markdown()
+    if floors.rows:
+        floor_text = floors.markdown()
+        print("\n" + floor_text, flush=True)
+        text += "\n" + floor_text
     if calls is not None and not args.no_calls and not args.only:
         text += "\n" + run_calls(f"{title}: per-call overhead, small inputs ({args.device})", calls, args)
     if args.markdown:

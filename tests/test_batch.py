@@ -360,18 +360,19 @@ def test_batch_gather_any_dtype(dtype):
 @pytest.mark.cpu_only
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_gathers_of_whole_lines_past_the_cache_bit_exact(threads):
-    # A gather whose blocks are whole 64-byte lines and that reads and writes 32 MiB or more
-    # writes its output with streaming stores on AVX-512 machines: one store per line, from
-    # blocks of 1 to 5 lines, with indices shared or per outer row, int32 or int64, data in or
-    # past the cache, and each thread's share starting mid-row.
+    # A gather whose blocks are whole 64-byte lines and that moves 32 MiB or more (its output,
+    # and as much data as it can read) writes its output with streaming stores on AVX-512
+    # machines (elsewhere this checks the ordinary loop): blocks of 1 to 5 lines, indices shared
+    # or per outer row, int32 or int64, and each thread's share starting mid-row (5 rows).
     r = rng(23)
     with intra_op_threads(threads):
-        X = torch.from_numpy(r.standard_normal((65536, 64)).astype(np.float32))  # 16 MiB out: exactly 32 MiB moved
-        perm = torch.from_numpy(r.permutation(65536))
+        X = torch.from_numpy(r.standard_normal((70000, 64)).astype(np.float32))  # 17.9 MB each way
+        perm = torch.from_numpy(r.permutation(70000))
         for itype in (torch.int32, torch.int64):
             assert torch.equal(C2.batch_permutation(X, perm.to(itype)), X[perm])
-        for dtype, block, (B, M, L) in [(torch.float32, 16, (3, 300, 90001)), (torch.float64, 16, (257, 100, 1031)),
-                                        (torch.int8, 320, (5, 40, 21000)), (torch.float32, 48, (1, 1000, 100000))]:
+        # (data bytes, output bytes): (19.2M, 19.2M), (3.3M, 33.9M), (64K, 35.2M), (19.2M, 19.2M)
+        for dtype, block, (B, M, L) in [(torch.float32, 16, (5, 60000, 60001)), (torch.float64, 16, (257, 100, 1031)),
+                                        (torch.int8, 320, (5, 40, 22000)), (torch.float32, 48, (1, 100000, 100000))]:
             data = torch.from_numpy(r.integers(-100, 100, size=(B, M, block))).to(dtype)
             idx = torch.from_numpy(r.integers(0, M, size=L))
             for itype in (torch.int32, torch.int64):

@@ -20,9 +20,6 @@
 #include <cstring>
 #include <type_traits>
 #include <vector>
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#endif
 
 #include "common/parallel.h"
 #include "common/simd.h"
@@ -109,12 +106,12 @@ C2_ALWAYS_INLINE void gather_range(char* out, const char* data, const index_t* i
   }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define C2_GATHER_STREAMING 1
-// gather_range for blocks of whole 64-byte lines into a line-aligned output larger than the
-// cache (common/streaming.h): each line is written with one streaming store, so the output
-// costs no read for ownership and evicts nothing. The same walk as gather_range's kNone and
-// kAhead (kNextSlab is for blocks under a line).
+#ifdef C2_STREAMING_X86
+// gather_range for blocks of whole 64-byte lines into a line-aligned output, when the call
+// moves enough bytes that streaming stores pay (common/streaming.h): each line is written with
+// one streaming store, so the output costs no read for ownership and evicts nothing. The same
+// walk as gather_range's kNone and kAhead (kNextSlab is for blocks under a line); not shared
+// with it, because the AVX-512 moves must be compiled in a function of that target.
 template <typename index_t>
 __attribute__((target("avx512f"))) void gather_lines_streamed(char* out, const char* data, const index_t* indices,
                                                               int64_t L, int64_t slab_bytes, int64_t bytes,
@@ -135,7 +132,7 @@ __attribute__((target("avx512f"))) void gather_lines_streamed(char* out, const c
       }
     }
   }
-  _mm_sfence();  // streaming stores are weakly ordered: done before the task ends
+  streaming_fence();  // done before the task ends
 }
 #endif
 
@@ -153,10 +150,12 @@ void gather_parallel(void* out, const void* data, const index_t* indices, int64_
   const bool cold = P * slab_bytes > (int64_t{1} << 20);
   const bool dense = P > 1 && block_bytes < 64 && L * 64 >= slab_bytes && slab_bytes <= (int64_t{1} << 18);
   const Prefetch prefetch = !cold ? Prefetch::kNone : dense ? Prefetch::kNextSlab : Prefetch::kAhead;
-#ifdef C2_GATHER_STREAMING
-  // The call reads about as many bytes as it writes.
-  if (block_bytes % 64 == 0 && reinterpret_cast<uintptr_t>(out) % 64 == 0 && line_streaming_available() &&
-      streaming_stores_pay(2 * P * L * block_bytes)) {
+#ifdef C2_STREAMING_X86
+  // The call writes the output and reads at most as many bytes of data, and no more than
+  // the data holds.
+  const int64_t out_bytes = P * L * block_bytes;
+  if (block_bytes % 64 == 0 && line_aligned(out) && line_streaming_available() &&
+      streaming_stores_pay(out_bytes + std::min(out_bytes, P * slab_bytes))) {
     at::parallel_for(0, P * L, grain_for(per_item), [&](int64_t begin, int64_t end) {
       gather_lines_streamed(static_cast<char*>(out), static_cast<const char*>(data), indices, L, slab_bytes,
                             block_bytes, per_outer, prefetch == Prefetch::kAhead, begin, end);

@@ -12,9 +12,9 @@
 // mask and successive calls differ. Element i's bits depend only on (key, i): blocks have a
 // fixed size, whatever the thread count or the chunking.
 //
-// A float32 call larger than the cache writes Y and the mask with streaming stores
-// (common/streaming.h): at 4M elements that is most of the gap between the generator's cost
-// and a plain copy's.
+// A float32 call that moves 32 MiB or more writes Y and the mask with streaming stores
+// (common/streaming.h): the memory traffic it saves hides part of the generator's cost (at 4M
+// elements on one core, about a third of the gap to a bare copy).
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -135,7 +135,7 @@ void masked_scale_streaming(const scalar_t* g, const bool* mask, acc_t scale, sc
   masked_scale(g, mask, scale, out, n);
 }
 
-#ifdef C2_PHILOX_X86
+#ifdef C2_STREAMING_X86
 // Half of a full block: the words' low halves (kShift 0) or high halves (kShift 16), 64
 // elements a step (four vectors of Y, one of mask bytes). Y = X * (keep ? scale : 0) is the
 // same single rounding as apply_mask_loop's two branches.
@@ -187,7 +187,7 @@ __attribute__((target("avx512f,avx512bw"))) void masked_scale_streaming(const fl
     _mm512_stream_ps(out + i, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(g + i), _mm512_cvtepi32_ps(keep)), vscale));
   }
   masked_scale(g + i, mask + i, scale, out + i, n - i);
-  _mm_sfence();
+  streaming_fence();  // done before the task ends
 }
 #endif
 
@@ -195,14 +195,8 @@ __attribute__((target("avx512f,avx512bw"))) void masked_scale_streaming(const fl
 // call reads and writes) past what the cache holds.
 template <typename scalar_t>
 bool dropout_streams(int64_t bytes) {
-#ifdef C2_PHILOX_X86
   return std::is_same_v<scalar_t, float> && line_streaming_available() && streaming_stores_pay(bytes);
-#else
-  return false;
-#endif
 }
-
-bool line_aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 64 == 0; }
 
 uint64_t draw_seed(const std::optional<at::Generator>& generator) {
   auto* gen = at::get_generator_or_default<at::CPUGeneratorImpl>(
@@ -232,11 +226,11 @@ std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio
     scalar_t* yp = Y.data_ptr<scalar_t>();
     bool* mp = mask.data_ptr<bool>();
     const int64_t blocks = (n + kBlock - 1) / kBlock;
-    // A block reads X and writes Y and the mask; the Philox draws make it compute-bound, so
-    // the byte count is a lower bound and blocks split finely.
     // Every full block of an aligned Y and mask starts on a line (a block is 8 KiB of Y).
     const bool streaming = dropout_streams<scalar_t>(n * static_cast<int64_t>(2 * sizeof(scalar_t) + 1)) &&
                            line_aligned(yp) && line_aligned(mp);
+    // A block reads X and writes Y and the mask; the Philox draws make it compute-bound, so
+    // the byte count is a lower bound and blocks split finely.
     at::parallel_for(0, blocks, grain_for(kBlock * (2 * sizeof(scalar_t) + 1)), [&](int64_t b0, int64_t b1) {
       alignas(64) uint32_t words[kBlock / 2];
       for (int64_t b = b0; b < b1; ++b) {
@@ -246,6 +240,8 @@ std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio
                               ? apply_mask_streaming(xp + first, words, threshold, scale, yp + first, mp + first)
                               : apply_mask(xp + first, words, threshold, scale, yp + first, mp + first, len);
         if (!ties) continue;
+        // The fix-ups below store ordinarily to lines just streamed (a block in 32 has a tie).
+        if (streaming) streaming_fence();
         for (int64_t i = 0; i < len; ++i) {
           const auto h = static_cast<int32_t>(high_half(words, i));
           if (h == threshold.tie && keep_on_tie(key, first + i, threshold)) {
@@ -254,9 +250,7 @@ std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio
           }
         }
       }
-#ifdef C2_PHILOX_X86
-      if (streaming) _mm_sfence();  // streaming stores are weakly ordered: done before the task ends
-#endif
+      if (streaming) streaming_fence();  // done before the task ends
     });
   });
   return {Y, mask};
