@@ -48,6 +48,25 @@ inline void prefetch_block(const char* p, int64_t bytes) {
 // run between prefetches in tight loops.
 enum class Prefetch { kNone, kAhead, kNextSlab };
 
+// The positions [begin, end) of the flattened [P, L] index space one row's run at a time,
+// without a division per position: for (RowRuns run(L, begin, end); run.next();) visits
+// positions [run.i, run.stop) of row run.p.
+struct RowRuns {
+  int64_t L, end, k, p, i, stop = 0;
+  RowRuns(int64_t L_, int64_t begin, int64_t end_)
+      : L(L_), end(end_), k(begin), p(begin / L_), i(begin - begin / L_ * L_) {}
+  C2_ALWAYS_INLINE bool next() {
+    if (stop != 0) {  // runs are never empty: past the first, each starts a row
+      ++p;
+      i = 0;
+    }
+    if (k >= end) return false;
+    stop = std::min(L, i + (end - k));
+    k += stop - i;
+    return true;
+  }
+};
+
 template <typename Copy, typename index_t>
 C2_ALWAYS_INLINE void gather_range(char* out, const char* data, const index_t* indices, int64_t P, int64_t L,
                   int64_t M, int64_t block_bytes, bool per_outer, Prefetch prefetch,
@@ -74,14 +93,12 @@ C2_ALWAYS_INLINE void gather_range(char* out, const char* data, const index_t* i
       Copy::copy(dst, slab + static_cast<int64_t>(idx[i]) * bytes, bytes);
     }
   };
-  int64_t p = begin / L;
-  int64_t i = begin - p * L;
   char* dst = out + begin * bytes;
-  for (int64_t k = begin; k < end; ++p, i = 0) {
+  for (RowRuns run(L, begin, end); run.next();) {
+    const int64_t p = run.p, stop = run.stop;
+    int64_t i = run.i;
     const index_t* idx = indices + (per_outer ? p * L : 0);
     const char* slab = data + p * slab_bytes;
-    const int64_t stop = std::min(L, i + (end - k));
-    k += stop - i;
     if (prefetch == Prefetch::kNextSlab && p + 1 < P) {
       // One line of the next slab per `every` positions covers it by the end of this one.
       const char* next = slab + slab_bytes;
@@ -109,22 +126,18 @@ C2_ALWAYS_INLINE void gather_range(char* out, const char* data, const index_t* i
 #ifdef C2_STREAMING_X86
 // gather_range for blocks of whole 64-byte lines into a line-aligned output, when the call
 // moves enough bytes that streaming stores pay (common/streaming.h): each line is written with
-// one streaming store, so the output costs no read for ownership and evicts nothing. The same
-// walk as gather_range's kNone and kAhead (kNextSlab is for blocks under a line); not shared
-// with it, because the AVX-512 moves must be compiled in a function of that target.
+// one streaming store, so the output costs no read for ownership and evicts nothing. The
+// walk of gather_range's kNone and kAhead (kNextSlab is for blocks under a line), in a function
+// of its own because the AVX-512 moves must be compiled in a function of that target.
 template <typename index_t>
 __attribute__((target("avx512f"))) void gather_lines_streamed(char* out, const char* data, const index_t* indices,
                                                               int64_t L, int64_t slab_bytes, int64_t bytes,
                                                               bool per_outer, bool ahead, int64_t begin, int64_t end) {
-  int64_t p = begin / L;
-  int64_t i = begin - p * L;
   char* dst = out + begin * bytes;
-  for (int64_t k = begin; k < end; ++p, i = 0) {
-    const index_t* idx = indices + (per_outer ? p * L : 0);
-    const char* slab = data + p * slab_bytes;
-    const int64_t stop = std::min(L, i + (end - k));
-    k += stop - i;
-    for (; i < stop; ++i, dst += bytes) {
+  for (RowRuns run(L, begin, end); run.next();) {
+    const index_t* idx = indices + (per_outer ? run.p * L : 0);
+    const char* slab = data + run.p * slab_bytes;
+    for (int64_t i = run.i; i < run.stop; ++i, dst += bytes) {
       if (ahead && i + kAhead < L) prefetch_block(slab + static_cast<int64_t>(idx[i + kAhead]) * bytes, bytes);
       const char* src = slab + static_cast<int64_t>(idx[i]) * bytes;
       for (int64_t o = 0; o < bytes; o += 64) {
