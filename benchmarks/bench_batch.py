@@ -57,7 +57,7 @@ def gather(size, device):
         data = torch.randn(B, M, T, device=device)
         idx = torch.randint(0, M, (L,), device=device)
         out_bytes = B * L * T * F32
-        yield (f"batch_gather ({B},{M},{T})[{L}]", lambda: C2.batch_gather(data, idx),
+        yield (f"batch_gather ({B},{M},{T})[{L}]", lambda: C2.batch_gather.default(data, idx),
                lambda: data.index_select(1, idx), 2 * out_bytes, "data.index_select(1, idx)",
                (lambda: C2.batch_gather(d1, one[torch.long]), lambda: d1.index_select(1, one[torch.long])))
         if T == 1:
@@ -218,7 +218,7 @@ def calls(device):
            lambda: torch.ops.aten.index_select.default(data, 1, idx))
     X = torch.randn(16, 8, device=device)
     perm = torch.randperm(16, device=device)
-    yield ("batch_permutation (16,8)", lambda: ops.batch_permutation(X, perm), lambda: C2.batch_permutation(X, perm),
+    yield ("batch_permutation (16,8)", lambda: ops.batch_permutation(X, perm), lambda: C2.batch_permutation.default(X, perm),
            lambda: X.index_select(0, perm), "X.index_select(0, idx)",
            lambda: torch.ops.aten.index_select.default(X, 0, perm))
 

@@ -113,13 +113,13 @@ def calls(device):
     """Small calls: (label, wrapper, torch.ops, nearest ATen call, its name, the same ATen op
     through torch.ops.aten)."""
     a, b = torch.randn(64, 32, device=device), torch.randn(64, 32, device=device)
-    yield ("concat 2 x (64,32)", lambda: ops.concat([a, b], 1), lambda: C2.concat([a, b], 1),
+    yield ("concat 2 x (64,32)", lambda: ops.concat([a, b], 1), lambda: C2.concat.default([a, b], 1),
            lambda: torch.cat([a, b], 1), "torch.cat", lambda: torch.ops.aten.cat.default([a, b], 1))
     xs = [torch.randn(1, 64, device=device)] + [torch.randn(1, 16, device=device) for _ in range(20)]
-    yield ("concat ranking 64+20x16, B=1", lambda: ops.concat(xs, 1), lambda: C2.concat(xs, 1),
+    yield ("concat ranking 64+20x16, B=1", lambda: ops.concat(xs, 1), lambda: C2.concat.default(xs, 1),
            lambda: torch.cat(xs, 1), "torch.cat", lambda: torch.ops.aten.cat.default(xs, 1))
     x = torch.randn(64, 64, device=device)
-    yield ("split (64,64) in 2", lambda: ops.split(x, split=[32, 32], axis=1), lambda: C2.split(x, split=[32, 32], axis=1),
+    yield ("split (64,64) in 2", lambda: ops.split(x, split=[32, 32], axis=1), lambda: C2.split.default(x, split=[32, 32], axis=1),
            lambda: [p.clone() for p in torch.split(x, 32, 1)], "torch.split + clone",
            lambda: torch.ops.aten.split_with_sizes_copy.default(x, [32, 32], 1))
 

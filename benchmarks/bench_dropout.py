@@ -58,7 +58,7 @@ def calls(device):
     """Small calls: (label, wrapper, torch.ops, nearest ATen call, its name, the same ATen op
     through torch.ops.aten)."""
     x = torch.randn(64, device=device)
-    yield ("dropout (64,)", lambda: ops.dropout(x, 0.5), lambda: C2.dropout(x, 0.5),
+    yield ("dropout (64,)", lambda: ops.dropout(x, 0.5), lambda: C2.dropout.default(x, 0.5),
            lambda: torch.native_dropout(x, 0.5, True), "torch.native_dropout",
            lambda: torch.ops.aten.native_dropout.default(x, 0.5, True))
 

@@ -35,7 +35,7 @@ def calls(device):
     y = (torch.randint(0, 2, (64,), device=device) * 2 - 1).int()
     yf = y.float()
     yield ("margin_ranking_criterion (64,)", lambda: ops.margin_ranking_criterion(x1, x2, y, 0.1),
-           lambda: C2.margin_ranking_criterion(x1, x2, y, 0.1),
+           lambda: C2.margin_ranking_criterion.default(x1, x2, y, 0.1),
            lambda: F.margin_ranking_loss(x1, x2, yf, margin=0.1, reduction="none"), "F.margin_ranking_loss",
            lambda: torch.ops.aten.margin_ranking_loss.default(x1, x2, yf, 0.1, 0))
 

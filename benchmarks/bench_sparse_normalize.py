@@ -36,7 +36,7 @@ def calls(device):
     indices = torch.tensor([3, 7, 7, 50], device=device)
     w, r, a = table.clone(), table.clone(), table.clone()
     yield ("sparse_normalize_ (100,16)[4]", lambda: ops.sparse_normalize_(w, indices, None, True, 1.0),
-           lambda: C2.sparse_normalize_(r, indices, None, True, 1.0),
+           lambda: C2.sparse_normalize_.default(r, indices, None, True, 1.0),
            lambda: torch.embedding_renorm_(a, indices, 1.0, 2.0), "torch.embedding_renorm_",
            lambda: torch.ops.aten.embedding_renorm_.default(a, indices, 1.0, 2.0))
 

@@ -139,7 +139,9 @@ def run_calls(title, calls, args):
     torch.ops.caffe2ops, and the nearest ATen call doing the same work, in microseconds; and
     the same ATen work as one op called through torch.ops.aten (for split + clone:
     split_with_sizes_copy), which pays the same generic argument parsing (boxing) as
-    torch.ops.caffe2ops, where ATen's own Python binding is generated code."""
+    torch.ops.caffe2ops, where ATen's own Python binding is generated code. Both torch.ops
+    columns call the op's overload (`.default`), the same entry on both sides; the packet
+    (`torch.ops.caffe2ops.concat(...)`) adds its own Python frame and overload matching."""
     cols = ["call", "threads", "ops wrapper us", "torch.ops us", "ATen us", "torch.ops.aten us",
             "wrapper - torch.ops us", "torch.ops - ATen us", "torch.ops - torch.ops.aten us", "ATen call"]
     rows = []
