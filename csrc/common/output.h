@@ -16,6 +16,7 @@
 // The values are the same either way. TORCH_CAFFE2OPS_HUGE_PAGES=0 turns it off (read once):
 // with the usual transparent_hugepage/defrag setting, "madvise", a fault in an advised range may
 // wait for memory compaction, which matters where latency does more than throughput.
+#include <ATen/EmptyTensor.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 
@@ -71,9 +72,12 @@ inline void advise_huge_pages(const at::Tensor& out) {
 
 }  // namespace detail
 
-// at::empty, with a large fresh CPU output backed by 2 MiB pages where the system allows it.
+// A fresh CPU output, backed by 2 MiB pages where it is large and the system allows it.
+// at::detail::empty_cpu rather than at::empty: the kernels write every element of their
+// outputs, so the dispatch at::empty adds (and, under torch.use_deterministic_algorithms, its
+// fill of uninitialised memory) would be paid for nothing, on every call.
 inline at::Tensor empty_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
-  auto out = at::empty(sizes, options);
+  at::Tensor out = options.device().is_cpu() ? at::Tensor(at::detail::empty_cpu(sizes, options)) : at::empty(sizes, options);
   detail::advise_huge_pages(out);
   return out;
 }
