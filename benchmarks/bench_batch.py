@@ -57,7 +57,7 @@ def gather(size, device):
         data = torch.randn(B, M, T, device=device)
         idx = torch.randint(0, M, (L,), device=device)
         out_bytes = B * L * T * F32
-        yield (f"batch_gather ({B},{M},{T})[{L}]", lambda: C2.batch_gather.default(data, idx),
+        yield (f"batch_gather ({B},{M},{T})[{L}]", lambda: C2.batch_gather(data, idx),
                lambda: data.index_select(1, idx), 2 * out_bytes, "data.index_select(1, idx)",
                (lambda: C2.batch_gather(d1, one[torch.long]), lambda: d1.index_select(1, one[torch.long])))
         if T == 1:
@@ -213,7 +213,7 @@ def calls(device):
     through torch.ops.aten)."""
     data = torch.randn(8, 16, 4, device=device)
     idx = torch.tensor([3, 0, 7, 7], device=device)
-    yield ("batch_gather (8,16,4)[4]", lambda: ops.batch_gather(data, idx), lambda: C2.batch_gather(data, idx),
+    yield ("batch_gather (8,16,4)[4]", lambda: ops.batch_gather(data, idx), lambda: C2.batch_gather.default(data, idx),
            lambda: data.index_select(1, idx), "data.index_select(1, idx)",
            lambda: torch.ops.aten.index_select.default(data, 1, idx))
     X = torch.randn(16, 8, device=device)

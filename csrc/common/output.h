@@ -77,7 +77,8 @@ inline void advise_huge_pages(const at::Tensor& out) {
 // outputs, so the dispatch at::empty adds (and, under torch.use_deterministic_algorithms, its
 // fill of uninitialised memory) would be paid for nothing, on every call.
 inline at::Tensor empty_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
-  at::Tensor out = options.device().is_cpu() ? at::Tensor(at::detail::empty_cpu(sizes, options)) : at::empty(sizes, options);
+  at::Tensor out = options.device().is_cpu() ? at::Tensor(at::detail::empty_cpu(sizes, options))
+                                              : at::empty(sizes, options);
   detail::advise_huge_pages(out);
   return out;
 }

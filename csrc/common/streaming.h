@@ -44,7 +44,8 @@ inline bool line_streaming_available() {
 inline bool line_aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 64 == 0; }
 
 // Streaming stores are weakly ordered: a task that issued some fences before it ends (the
-// thread pool's join then publishes them) and before it stores ordinarily to the same lines.
+// thread pool's join then publishes its stores) and before it stores ordinarily to lines it
+// streamed.
 // No test can catch a missing fence; each use says why it is where it is.
 inline void streaming_fence() {
 #ifdef C2_STREAMING_X86

@@ -14,7 +14,7 @@
 //
 // A float32 call that moves 32 MiB or more writes Y and the mask with streaming stores
 // (common/streaming.h): the memory traffic it saves hides part of the generator's cost (at 4M
-// elements on one core, about a third of the gap to a bare copy).
+// elements on one core, about half the gap to a bare copy).
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
