@@ -176,21 +176,29 @@ class FloorTable:
     the checks and the output allocation but does almost no work. native / (ours, one element)
     is the highest ratio any kernel could reach through that entry: where it is below a row's
     target, no kernel meets the target. The work ratio compares the kernels with each side's
-    floor taken off; it is left out where our work is under 0.05 us (noise)."""
+    floor taken off; it is left out where our work is under 0.05 us (noise). The work GB/s
+    are the row's bytes over each side's time less its floor, beside a `copy_` of the same
+    bytes in the same run: a kernel at the `copy_` rate moves its bytes as fast as this machine
+    copies them, and a higher ratio than that can only come from the entry."""
 
     cols = ["row", "size", "threads", "ours us", "native us", "native/ours", "ours, one element us",
-            "native, one element us", "native/(ours, one element)", "work ratio"]
+            "native, one element us", "native/(ours, one element)", "work ratio", "ours work GB/s",
+            "native work GB/s", "copy_ GB/s"]
 
     def __init__(self, title):
         self.title = title
         self.rows = []
 
-    def add(self, label, size, threads, ours, native, ours_floor, native_floor):
+    def add(self, label, size, threads, ours, native, ours_floor, native_floor, nbytes, copy_rate):
         us = [v * 1e6 for v in (ours, native, ours_floor, native_floor)]
         ours_work, native_work = us[0] - us[2], us[1] - us[3]
         work = f"{native_work / ours_work:.2f}x" if ours_work > 0.05 and native_work > 0 else "-"
+
+        def rate(work_us):
+            return f"{nbytes / work_us / 1e3:.1f}" if work_us > 0.05 else "-"
         self.rows.append([label, size, str(threads), f"{us[0]:.2f}", f"{us[1]:.2f}", f"{native / ours:.2f}x",
-                          f"{us[2]:.2f}", f"{us[3]:.2f}", f"{native / ours_floor:.2f}x", work])
+                          f"{us[2]:.2f}", f"{us[3]:.2f}", f"{native / ours_floor:.2f}x", work,
+                          rate(ours_work), rate(native_work), f"{copy_rate:.1f}"])
 
     def markdown(self):
         lines = [f"## {self.title}", "", "| " + " | ".join(self.cols) + " |", "|" + "---|" * len(self.cols)]
@@ -222,9 +230,10 @@ def run(title, scenarios, args, calls=None):
                 for t in threads:
                     torch.set_num_threads(t)
                     per_thread.append(_time_pair(ours_fn, native_fn, nbytes, args))
-                    ours, native, _ = per_thread[-1]
+                    ours, native, copy_rate = per_thread[-1]
                     if floor_pair and args.device == "cpu" and ours < FLOOR_ROW_SECONDS:
-                        floors.add(label, size, t, ours, native, *_interleaved(*floor_pair[0], args))
+                        floors.add(label, size, t, ours, native, *_interleaved(*floor_pair[0], args), nbytes,
+                                   copy_rate)
                 torch.set_num_threads(ALL_THREADS)
                 table.add(label, size, per_thread, nbytes, native_name)
     text = table.markdown()

@@ -6,19 +6,22 @@
 // Build and run from the repository root, after scripts/setup.sh:
 //   TP=$(.venv/bin/python -c "import torch, os; print(os.path.dirname(torch.__file__))")
 //   PYLIB=$(.venv/bin/python -c "import sysconfig as s, os; print(os.path.join(s.get_config_var('LIBDIR'), s.get_config_var('LDLIBRARY')))")
-//   g++ -O2 -std=c++20 benchmarks/cpp/kernels_vs_aten.cpp -I$TP/include -I$TP/include/torch/csrc/api/include \
+//   g++ -O2 -fopenmp -std=c++20 benchmarks/cpp/kernels_vs_aten.cpp -I$TP/include -I$TP/include/torch/csrc/api/include \
 //       -L$TP/lib -ltorch -ltorch_cpu -lc10 -Wl,-rpath,$TP/lib -o build/kernels_vs_aten
 //   MALLOC_MMAP_THRESHOLD_=4000000000 MALLOC_TRIM_THRESHOLD_=4000000000 \
 //       build/kernels_vs_aten torch_caffe2ops/_C.abi3.so $PYLIB
 // (the malloc settings keep page faults out of the large rows; one thread, medians of 21
-// interleaved samples).
+// interleaved samples; the last row, the cost of a parallel region, at all threads: -fopenmp
+// is what makes at::parallel_for in this file run in parallel, as it does in the extension).
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <dlfcn.h>
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -142,6 +145,24 @@ int main(int argc, char** argv) {
     auto idx = at::randperm(1024).to(at::kInt);
     compare("batch_permutation (1024,64)", [&] { return permutation.call(data, idx); },
             [&] { return at::index_select(data, 0, idx); });
+  }
+  // What a parallel region costs here: the least time a kernel must save by using all threads
+  // before a second core pays. Two chunks of about 1 us of arithmetic each, in a parallel
+  // region, against the same chunks run one after the other.
+  at::set_num_threads(static_cast<int>(std::thread::hardware_concurrency()));
+  {
+    std::atomic<uint64_t> sink{0};
+    auto body = [&](int64_t b, int64_t e) {
+      for (int64_t c = b; c < e; ++c) {
+        uint64_t x = static_cast<uint64_t>(c) + 1;
+        for (int i = 0; i < 1000; ++i) x = x * 6364136223846793005ull + 1442695040888963407ull;
+        sink.fetch_add(x, std::memory_order_relaxed);
+      }
+    };
+    compare("parallel_for, 2 chunks of ~1 us", [&] { at::parallel_for(0, 2, 1, body); }, [&] { body(0, 2); });
+    std::printf("  (at %d threads, 'ours' runs the chunks in a parallel region, 'aten' inline: aten/ours\n"
+                "   under 2 is the region's cost)\n",
+                at::get_num_threads());
   }
   return 0;
 }

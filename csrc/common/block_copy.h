@@ -96,10 +96,6 @@ C2_SIMD_CLONES inline void copy_short_pieces(const BlockPiece* pieces, int64_t n
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define C2_MASKED_COPY 1
-inline bool has_avx512bw() {
-  static const bool yes = __builtin_cpu_supports("avx512bw");
-  return yes;
-}
 
 // Items [begin, end) one by one in row-major order, each row of a piece as 64-byte moves and
 // one masked move for the rest: no branch on the width beyond the loop itself, which is what
@@ -154,7 +150,7 @@ inline void copy_pieces(const std::vector<BlockPiece>& pieces, int64_t rows) {
     }
 #ifdef C2_MASKED_COPY
     // Many pieces whose widths change from one to the next (runs of fewer than 3 on average).
-    if (n >= 8 && 3 * static_cast<int64_t>(runs.size()) > n && detail::has_avx512bw()) {
+    if (n >= 8 && 3 * static_cast<int64_t>(runs.size()) > n && cpu_has_avx512bw()) {
       at::parallel_for(0, rows * n, grain_for(avg), [&](int64_t begin, int64_t end) {
         detail::copy_items_masked(pieces.data(), n, begin, end);
       });

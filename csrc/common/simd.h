@@ -28,6 +28,17 @@
 
 namespace caffe2ops {
 
+// Whether this CPU runs the loops written with AVX-512 F and BW intrinsics (each is compiled
+// with that target and chosen at run time; other machines take the generic loops).
+inline bool cpu_has_avx512bw() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+  return yes;
+#else
+  return false;
+#endif
+}
+
 namespace detail {
 template <typename Loop>
 C2_SIMD_CLONES auto run_cloned(const Loop& loop) -> decltype(loop()) {

@@ -16,6 +16,8 @@
 // 320 MiB where sysfs says 32 MiB).
 #include <cstdint>
 
+#include "common/simd.h"
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 // The streaming forms (AVX-512 intrinsics, chosen at run time) are compiled.
@@ -32,14 +34,7 @@ inline bool streaming_stores_pay(int64_t bytes) { return bytes >= kStreamingStor
 // Whether the streaming forms run here: they write one 64-byte line per store (AVX-512).
 // Four 16-byte streaming stores per line measured 2x slower than ordinary stores in a gather,
 // so machines without AVX-512 keep ordinary stores.
-inline bool line_streaming_available() {
-#ifdef C2_STREAMING_X86
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-  return yes;
-#else
-  return false;
-#endif
-}
+inline bool line_streaming_available() { return cpu_has_avx512bw(); }
 
 inline bool line_aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 64 == 0; }
 
