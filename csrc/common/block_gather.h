@@ -152,8 +152,6 @@ __attribute__((target("avx512f"))) void gather_lines_streamed(char* out, const c
 template <typename Copy, typename index_t>
 void gather_parallel(void* out, const void* data, const index_t* indices, int64_t P, int64_t L,
                      int64_t M, int64_t block_bytes, bool per_outer) {
-  // Random reads cost about a cache line each, whatever the block size.
-  const int64_t per_item = std::max<int64_t>(block_bytes, 64);
   // Data that fits in L2 needs no prefetching (it costs more than it saves there). Beyond:
   // "dense" gathers (blocks of less than a line, at least as many gathered as the slab has
   // lines, so that 63% or more of its lines are touched: streaming all of them measured
@@ -163,20 +161,22 @@ void gather_parallel(void* out, const void* data, const index_t* indices, int64_
   const bool cold = P * slab_bytes > (int64_t{1} << 20);
   const bool dense = P > 1 && block_bytes < 64 && L * 64 >= slab_bytes && slab_bytes <= (int64_t{1} << 18);
   const Prefetch prefetch = !cold ? Prefetch::kNone : dense ? Prefetch::kNextSlab : Prefetch::kAhead;
+  // A block read and written; a random read from memory costs a whole line, whatever the block.
+  const int64_t grain = copy_grain_for((cold ? std::max<int64_t>(block_bytes, 64) : block_bytes) + block_bytes);
 #ifdef C2_STREAMING_X86
   // The call writes the output and reads at most as many bytes of data, and no more than
   // the data holds.
   const int64_t out_bytes = P * L * block_bytes;
   if (block_bytes % 64 == 0 && line_aligned(out) && line_streaming_available() &&
       streaming_stores_pay(out_bytes + std::min(out_bytes, P * slab_bytes))) {
-    at::parallel_for(0, P * L, grain_for(per_item), [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, P * L, grain, [&](int64_t begin, int64_t end) {
       gather_lines_streamed(static_cast<char*>(out), static_cast<const char*>(data), indices, L, slab_bytes,
                             block_bytes, per_outer, prefetch == Prefetch::kAhead, begin, end);
     });
     return;
   }
 #endif
-  at::parallel_for(0, P * L, grain_for(per_item), [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, P * L, grain, [&](int64_t begin, int64_t end) {
     // Blocks of 32 bytes or more are moved in the widest vectors the machine has.
     simd_loop<Copy::kVector>([&]() C2_INLINE_LAMBDA {
       gather_range<Copy>(static_cast<char*>(out), static_cast<const char*>(data), indices, P, L, M,
