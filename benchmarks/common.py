@@ -179,9 +179,10 @@ class FloorTable:
     floor taken off; it is left out where our work is under 0.05 us (noise). The work GB/s
     are the row's bytes over each side's time less its floor, beside a `copy_` of the same
     bytes in the same run: a kernel at the `copy_` rate moves its bytes as fast as this machine
-    copies them. "GB/s for 1.0x" is the work rate our kernel would need to tie with native
-    through our entry (bytes / (native - ours on one element); "none" where our entry alone
-    takes longer than native): where it is above `copy_`, no copying kernel ties."""
+    copies them (`copy_`'s own call cost is left in its rate, so for the smallest rows it reads
+    low). "GB/s for 1.0x" is the work rate our kernel would need to tie with native through
+    our entry (bytes / (native - ours on one element); "none" where our entry alone takes as
+    long as native): where it is well above `copy_`, no kernel that copies its bytes ties."""
 
     cols = ["row", "size", "threads", "ours us", "native us", "native/ours", "ours, one element us",
             "native, one element us", "native/(ours, one element)", "work ratio", "ours work GB/s",
@@ -201,7 +202,7 @@ class FloorTable:
         self.rows.append([label, size, str(threads), f"{us[0]:.2f}", f"{us[1]:.2f}", f"{native / ours:.2f}x",
                           f"{us[2]:.2f}", f"{us[3]:.2f}", f"{native / ours_floor:.2f}x", work,
                           rate(ours_work), rate(native_work), f"{copy_rate:.1f}",
-                          rate(us[1] - us[2]) if us[1] > us[2] else "none"])
+                          rate(us[1] - us[2]) if us[1] - us[2] > 0.05 else "none"])
 
     def markdown(self):
         lines = [f"## {self.title}", "", "| " + " | ".join(self.cols) + " |", "|" + "---|" * len(self.cols)]

@@ -102,9 +102,8 @@ __attribute__((target("avx2"))) inline void philox_words_avx2(uint64_t counter0,
 // words[j * stride + c] is word j of call counter0 + c. Needs n and counter0 multiples of 32.
 inline void philox_words(uint64_t counter0, PhiloxKey key, int64_t n, uint32_t* words, int64_t stride) {
 #ifdef C2_PHILOX_X86
-  static const int level = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
-  if (level == 2) return detail::philox_words_avx512(counter0, key, n, words, stride);
-  if (level == 1) return detail::philox_words_avx2(counter0, key, n, words, stride);
+  if (cpu_has_avx512f()) return detail::philox_words_avx512(counter0, key, n, words, stride);
+  if (cpu_has_avx2()) return detail::philox_words_avx2(counter0, key, n, words, stride);
 #endif
   for (int64_t c = 0; c < n; ++c) {
     uint32_t w[4];

@@ -28,16 +28,26 @@
 
 namespace caffe2ops {
 
-// Whether this CPU runs the loops written with AVX-512 F and BW intrinsics (each is compiled
-// with that target and chosen at run time; other machines take the generic loops).
-inline bool cpu_has_avx512bw() {
+// What this CPU runs, each read once: the loops written with intrinsics are compiled for their
+// target and chosen at run time by these (other machines take the generic loops).
 #if defined(__x86_64__) && defined(__GNUC__)
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+inline bool cpu_has_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2");
   return yes;
-#else
-  return false;
-#endif
 }
+inline bool cpu_has_avx512f() {
+  static const bool yes = __builtin_cpu_supports("avx512f");
+  return yes;
+}
+inline bool cpu_has_avx512bw() {
+  static const bool yes = cpu_has_avx512f() && __builtin_cpu_supports("avx512bw");
+  return yes;
+}
+#else
+inline bool cpu_has_avx2() { return false; }
+inline bool cpu_has_avx512f() { return false; }
+inline bool cpu_has_avx512bw() { return false; }
+#endif
 
 namespace detail {
 template <typename Loop>

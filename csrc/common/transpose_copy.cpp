@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "common/parallel.h"
+#include "common/simd.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -36,11 +37,6 @@ void tile_bytes(char* dst, const char* src, int64_t dst_row, int64_t src_col, in
 }
 
 #ifdef C2_TRANSPOSE_AVX2
-bool has_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2");
-  return yes;
-}
-
 // One 8x8 tile of 4-byte elements: eight source columns in, eight destination rows out.
 __attribute__((target("avx2"))) inline void tile8x8_4(char* dst, const char* src, int64_t dst_row,
                                                       int64_t src_col) {
@@ -136,11 +132,11 @@ void copy_transposed(const TransposeBlock& t) {
       char* dst = t.dst + b * t.dst_batch * el;
       const char* src = t.src + b * t.src_batch * el;
 #ifdef C2_TRANSPOSE_AVX2
-      if (has_avx2() && el == 4) {
+      if (cpu_has_avx2() && el == 4) {
         band_avx2<4, 8, tile8x8_4>(dst, src, t.dst_row, t.src_col, r0, r1, t.cols);
         continue;
       }
-      if (has_avx2() && el == 8) {
+      if (cpu_has_avx2() && el == 8) {
         band_avx2<8, 4, tile4x4_8>(dst, src, t.dst_row, t.src_col, r0, r1, t.cols);
         continue;
       }

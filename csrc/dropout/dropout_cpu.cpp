@@ -25,6 +25,7 @@
 
 #include <cmath>
 #include <mutex>
+#include <utility>
 
 #include "common/checks.h"
 #include "common/output.h"
@@ -168,15 +169,16 @@ __attribute__((target("avx512f,avx512bw"))) C2_ALWAYS_INLINE __mmask16 stream_ha
 // steps: the draws of 32 calls of the next block, then the mask of 256 elements of this one.
 // The draws are arithmetic and the mask waits on memory: interleaved this finely the core runs
 // one while the other waits, where all of a block's draws and then all of its mask left the
-// memory idle during the draws. 4M elements on one core: 2.07 -> 1.87 ms (medians of eight
-// processes each); on two cores both read about 0.95 ms, the two cores then being busy with
-// the draws. In the cache there is no wait to fill (1M elements: no change), and calls that
+// memory idle during the draws. 4M elements on one core: 2.07 -> 1.87 ms (the two builds,
+// medians of eight processes each); on two cores both read about 0.95 ms. In the cache there is no wait to fill (1M elements: no change), and calls that
 // stay there draw, then mask.
 __attribute__((target("avx512f,avx512bw"))) bool apply_mask_streaming(const float* x, const uint32_t* words,
                                                                       const Threshold& t, float scale, float* y,
                                                                       bool* mask, uint32_t* next_words,
                                                                       uint64_t next_call, PhiloxKey key) {
   constexpr int64_t kHalf = kBlock / 2, kSteps = 8, kStep = kHalf / kSteps, kStepCalls = kCalls / kSteps;
+  // philox_words_avx512 draws 32 calls a round, stream_half_block masks 64 elements a round.
+  static_assert(kStepCalls % 32 == 0 && kStep % 64 == 0, "steps must be whole rounds of both loops");
   const __m512i keep_above = _mm512_set1_epi32(t.keep_above), tie = _mm512_set1_epi32(t.tie);
   const __m512 vscale = _mm512_set1_ps(scale);
   __mmask16 ties = 0;
@@ -251,7 +253,8 @@ std::tuple<at::Tensor, at::Tensor> dropout_cpu(const at::Tensor& X, double ratio
     // A block reads X and writes Y and the mask; the Philox draws make it compute-bound, so
     // the byte count is a lower bound and blocks split finely.
     at::parallel_for(0, blocks, grain_for(kBlock * (2 * sizeof(scalar_t) + 1)), [&](int64_t b0, int64_t b1) {
-      // A block's words are drawn while the block before it is masked.
+      // A block's words are drawn into `next` while the block before it is masked (streaming
+      // calls), or just after (the others).
       alignas(64) uint32_t buffers[2][kBlock / 2];
       uint32_t* words = buffers[0];
       uint32_t* next = buffers[1];
